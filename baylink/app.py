@@ -1,0 +1,85 @@
+"""``create_app``: builds the FastAPI application and wires the packages together.
+
+This is the only place that chooses implementations for ``fhir_exchange``'s ports: the
+release gate (allow-all until the consent package provides one), the database, the
+request context provider.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from baylink.settings import Settings, get_settings
+from fhir_exchange.api.rendering import error_response
+from fhir_exchange.api.routes import router as fhir_router
+from fhir_exchange.api.runtime import FhirRuntime
+from fhir_exchange.errors import FhirError, InvalidRequest, MethodNotAllowed, NotFound, operation_outcome
+from fhir_exchange.errors import Issue
+from fhir_exchange.ports import AllowAllGate, ReleaseGate
+from fhir_exchange.service import ServiceConfig
+from fhir_exchange.store.db import make_engine, make_sessionmaker
+
+log = logging.getLogger("baylink")
+FHIR_PREFIX = "/fhir"
+
+
+def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+    app = FastAPI(title="BayLink", version="0.1.0", docs_url="/docs", redoc_url=None)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.fhir = FhirRuntime(
+        sessions=make_sessionmaker(engine),
+        gate=gate or AllowAllGate(),
+        config=ServiceConfig(default_count=settings.default_page_size, max_count=settings.max_page_size),
+        public_base_url=settings.public_base_url,
+        max_search_results=settings.max_search_results,
+    )
+    app.include_router(fhir_router, prefix=FHIR_PREFIX)
+    _install_error_handlers(app)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> JSONResponse:
+        return JSONResponse({"service": "BayLink", "fhir": f"{FHIR_PREFIX}/metadata"})
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return app
+
+
+def _is_fhir(request: Request) -> bool:
+    return request.url.path == FHIR_PREFIX or request.url.path.startswith(FHIR_PREFIX + "/")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FhirError)
+    async def fhir_error(request: Request, exc: FhirError) -> Response:
+        return error_response(exc, request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if not _is_fhir(request):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        if exc.status_code == 404:
+            return error_response(NotFound(f"no FHIR interaction at {request.method} {request.url.path}"), request)
+        if exc.status_code == 405:
+            return error_response(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"), request)
+        return error_response(FhirError(str(exc.detail), status=exc.status_code), request)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(InvalidRequest(f"invalid request: {exc.errors()}"), request)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        body = operation_outcome([Issue("fatal", "exception", "internal server error; the request was not applied")])
+        return JSONResponse(body, status_code=500, media_type="application/fhir+json")

@@ -1,0 +1,119 @@
+"""The ``baylink`` command: serve, migrate, seed, load."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from baylink.settings import get_settings
+
+app = typer.Typer(help="BayLink: the Greater Bay Area cross-border health record exchange.", no_args_is_help=True)
+console = Console(stderr=True)
+SEED_DIR = Path(__file__).parent / "seed"
+
+
+@contextmanager
+def _unit_of_work(base_url: str = "") -> Iterator[Any]:
+    """A transaction with an operator's context and the allow-all gate (operator tooling
+    writes only; nothing it does releases data to a third party)."""
+    from fhir_exchange.ports import AllowAllGate, RequestContext
+    from fhir_exchange.service import FhirService
+    from fhir_exchange.store.db import make_engine, make_sessionmaker
+    from fhir_exchange.store.repository import FhirRepository
+
+    settings = get_settings()
+    engine = _engine_cache.get(settings.database_url) or make_engine(settings.database_url)
+    _engine_cache[settings.database_url] = engine
+    context = RequestContext(request_id=str(uuid.uuid4()), client_id="baylink-cli", purpose_of_use="HOPERAT")
+    with make_sessionmaker(engine)() as session, session.begin():
+        repository = FhirRepository(session, context, AllowAllGate(), max_search_results=settings.max_search_results)
+        yield FhirService(repository, base_url or settings.public_base_url or "http://127.0.0.1:8000/fhir"), session
+
+
+_engine_cache: dict[str, Any] = {}
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 0,
+) -> None:
+    """Serve BayLink over HTTP (FHIR base /fhir)."""
+    import uvicorn
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    console.print(f"BayLink serving on http://{host}:{port}  (FHIR base http://{host}:{port}/fhir)")
+    uvicorn.run("baylink.app:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (Alembic upgrade head) to the configured database."""
+    from baylink.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    console.print(f"[green]database is at the latest schema[/green] ({_safe_url(settings.database_url)})")
+
+
+@app.command()
+def seed() -> None:
+    """Load the reference data BayLink ships (idempotent)."""
+    files = sorted(SEED_DIR.rglob("*.json"))
+    report = _load(files, "seeding")
+    if report.failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def load(paths: Annotated[list[Path], typer.Argument(help="FHIR JSON files, NDJSON files, bundles or folders")]) -> None:
+    """Load FHIR resources from files into the store, with a progress bar and a failure summary."""
+    from fhir_exchange.loader import iter_inputs
+
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        console.print(f"[red]no such file: {', '.join(map(str, missing))}[/red]")
+        raise typer.Exit(2)
+    report = _load(list(iter_inputs(paths)), "loading")
+    if report.failures:
+        raise typer.Exit(1)
+
+
+def _load(files: list[Path], verb: str) -> Any:
+    from fhir_exchange.loader import LoadReport, load_path
+
+    report = LoadReport()
+    columns = (TextColumn(f"{verb} {{task.fields[name]}}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(verb, total=len(files), name="")
+        for path in files:
+            progress.update(task, name=path.name)
+            load_path(path, _unit_of_work, report)
+            progress.advance(task)
+    console.print(f"[green]{report.loaded} resources stored[/green] from {len(files)} files")
+    if report.failures:
+        table = Table("where", "why", title=f"{len(report.failures)} failures", title_style="red")
+        for where, why in report.failures:
+            table.add_row(where, why[:300])
+        console.print(table)
+    return report
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,179 @@
+"""FHIR REST routes. Thin: each one opens the unit of work, calls one service method and
+renders the outcome. No SQL and no release decisions here (the repository makes those)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from fhir_exchange.api.capability import capability_statement
+from fhir_exchange.api.rendering import fhir_response, json_body, negotiate, prefer_lenient, prefer_return, render
+from fhir_exchange.api.runtime import UnitOfWorkDep
+from fhir_exchange.bundles import BundleProcessor
+from fhir_exchange.errors import InvalidRequest
+
+router = APIRouter(dependencies=[Depends(negotiate)])
+JsonBody = Annotated[Any, Depends(json_body)]
+_CONTROL = {"_format", "_pretty"}
+
+
+def _query_items(request: Request) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in request.query_params.multi_items() if k not in _CONTROL]
+
+
+def _if_match(request: Request) -> int | None:
+    value = request.headers.get("if-match")
+    if not value:
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise InvalidRequest(f"If-Match '{value}' is not a version ETag such as W/\"3\"")
+    return int(text)
+
+
+async def _search_form(request: Request) -> list[tuple[str, str]]:
+    content_type = request.headers.get("content-type", "")
+    items = _query_items(request)
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        body = (await request.body()).decode()
+        items += parse_qsl(body, keep_blank_values=True)
+    return items
+
+
+# --- system level ------------------------------------------------------------------------------
+
+
+@router.get("/metadata")
+def metadata(request: Request, uow: UnitOfWorkDep) -> Response:
+    return fhir_response(capability_statement(uow.base_url), request=request)
+
+
+@router.get("")
+@router.get("/")
+def system_get(request: Request, uow: UnitOfWorkDep) -> Response:
+    snapshot = request.query_params.get("_getpages")
+    if not snapshot:
+        raise InvalidRequest("system-level search is not supported; search a resource type, e.g. GET /fhir/Patient")
+    offset = int(request.query_params.get("_offset", "0") or 0)
+    count = request.query_params.get("_count")
+    with uow.transaction() as service:
+        outcome = service.page(snapshot, offset, int(count) if count and count.isdigit() else None)
+    return render(outcome, request, uow.base_url)
+
+
+@router.post("")
+@router.post("/")
+def transaction(request: Request, uow: UnitOfWorkDep, body: JsonBody) -> Response:
+    with uow.transaction() as service:
+        assert uow.session is not None
+        result = BundleProcessor(service, uow.session, prefer_return(request)).process(body)
+    return fhir_response(result, 200, request=request)
+
+
+@router.get("/_history")
+def system_history(request: Request, uow: UnitOfWorkDep) -> Response:
+    with uow.transaction() as service:
+        outcome = service.history(None, None, _query_items(request))
+    return render(outcome, request, uow.base_url)
+
+
+# --- type level ----------------------------------------------------------------------------------
+
+
+@router.get("/{resource_type}")
+def search(resource_type: str, request: Request, uow: UnitOfWorkDep) -> Response:
+    with uow.transaction() as service:
+        outcome = service.search(resource_type, _query_items(request), lenient=prefer_lenient(request))
+    return render(outcome, request, uow.base_url)
+
+
+@router.post("/{resource_type}/_search")
+def search_post(
+    resource_type: str, request: Request, uow: UnitOfWorkDep,
+    items: Annotated[list[tuple[str, str]], Depends(_search_form)],
+) -> Response:
+    with uow.transaction() as service:
+        outcome = service.search(resource_type, items, lenient=prefer_lenient(request))
+    return render(outcome, request, uow.base_url)
+
+
+@router.get("/{resource_type}/_history")
+def type_history(resource_type: str, request: Request, uow: UnitOfWorkDep) -> Response:
+    with uow.transaction() as service:
+        outcome = service.history(resource_type, None, _query_items(request))
+    return render(outcome, request, uow.base_url)
+
+
+@router.post("/{resource_type}")
+def create(resource_type: str, request: Request, uow: UnitOfWorkDep, body: JsonBody) -> Response:
+    # Conditional create: the If-None-Exist header, or criteria in the query as fhirpy sends them.
+    criteria = request.headers.get("if-none-exist")
+    query = [(k, v) for k, v in _query_items(request)]
+    if not criteria and query:
+        from urllib.parse import urlencode
+
+        criteria = urlencode(query)
+    with uow.transaction() as service:
+        outcome = service.create(resource_type, body, if_none_exist=criteria)
+    return render(outcome, request, uow.base_url, honour_prefer=True)
+
+
+@router.put("/{resource_type}")
+def conditional_update(resource_type: str, request: Request, uow: UnitOfWorkDep, body: JsonBody) -> Response:
+    items = _query_items(request)
+    with uow.transaction() as service:
+        outcome = service.conditional_update(resource_type, items, body, if_match=_if_match(request))
+    return render(outcome, request, uow.base_url, honour_prefer=True)
+
+
+@router.delete("/{resource_type}")
+def conditional_delete(resource_type: str, request: Request, uow: UnitOfWorkDep) -> Response:
+    with uow.transaction() as service:
+        outcome = service.conditional_delete(resource_type, _query_items(request))
+    return render(outcome, request, uow.base_url)
+
+
+# --- instance level ------------------------------------------------------------------------------
+
+
+@router.get("/{resource_type}/{resource_id}")
+def read(resource_type: str, resource_id: str, request: Request, uow: UnitOfWorkDep) -> Response:
+    with uow.transaction() as service:
+        outcome = service.read(resource_type, resource_id)
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match and outcome.stored is not None:
+        wanted = {tag.strip() for tag in if_none_match.split(",")}
+        etag = f'W/"{outcome.stored.version_id}"'
+        if etag in wanted or etag.removeprefix("W/") in wanted or "*" in wanted:
+            return Response(status_code=304, headers={"ETag": etag})
+    return render(outcome, request, uow.base_url)
+
+
+@router.put("/{resource_type}/{resource_id}")
+def update(resource_type: str, resource_id: str, request: Request, uow: UnitOfWorkDep, body: JsonBody) -> Response:
+    with uow.transaction() as service:
+        outcome = service.update(resource_type, resource_id, body, if_match=_if_match(request))
+    return render(outcome, request, uow.base_url, honour_prefer=True)
+
+
+@router.delete("/{resource_type}/{resource_id}")
+def delete(resource_type: str, resource_id: str, request: Request, uow: UnitOfWorkDep) -> Response:
+    with uow.transaction() as service:
+        outcome = service.delete(resource_type, resource_id, if_match=_if_match(request))
+    return render(outcome, request, uow.base_url)
+
+
+@router.get("/{resource_type}/{resource_id}/_history")
+def instance_history(resource_type: str, resource_id: str, request: Request, uow: UnitOfWorkDep) -> Response:
+    with uow.transaction() as service:
+        outcome = service.history(resource_type, resource_id, _query_items(request))
+    return render(outcome, request, uow.base_url)
+
+
+@router.get("/{resource_type}/{resource_id}/_history/{version_id}")
+def vread(resource_type: str, resource_id: str, version_id: str, request: Request, uow: UnitOfWorkDep) -> Response:
+    with uow.transaction() as service:
+        outcome = service.vread(resource_type, resource_id, version_id)
+    return render(outcome, request, uow.base_url)

@@ -1,0 +1,72 @@
+"""What the REST edge needs per request: a unit of work that opens one database
+transaction and builds the request-scoped repository and service over it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from fhir_exchange.ports import ReleaseGate, RequestContext
+from fhir_exchange.service import FhirService, ServiceConfig
+from fhir_exchange.store.repository import FhirRepository
+
+
+def anonymous_context(request: Request) -> RequestContext:
+    """The context of an unauthenticated development caller (replaced when auth is wired in)."""
+    purpose = request.headers.get("X-Purpose-Of-Use", "TREAT")
+    return RequestContext(request_id=request.headers.get("X-Request-ID") or str(uuid.uuid4()), purpose_of_use=purpose)
+
+
+@dataclass
+class FhirRuntime:
+    """Held on ``app.state.fhir`` by the composition root."""
+
+    sessions: sessionmaker[Session]
+    gate: ReleaseGate
+    config: ServiceConfig = field(default_factory=ServiceConfig)
+    public_base_url: str = ""
+    context_provider: Callable[[Request], RequestContext] = anonymous_context
+    max_search_results: int = 100_000
+
+
+class UnitOfWork:
+    """One request, one database transaction: ``with uow.transaction() as service: …``
+    commits when the block succeeds and rolls back on any exception."""
+
+    def __init__(self, runtime: FhirRuntime, context: RequestContext, base_url: str) -> None:
+        self.runtime = runtime
+        self.context = context
+        self.base_url = base_url
+        self.session: Session | None = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[FhirService]:
+        with self.runtime.sessions() as session, session.begin():
+            self.session = session
+            repository = FhirRepository(
+                session, self.context, self.runtime.gate,
+                base_urls=(self.base_url,), max_search_results=self.runtime.max_search_results,
+            )
+            yield FhirService(repository, self.base_url, self.runtime.config)
+
+
+def base_url_of(request: Request, runtime: FhirRuntime) -> str:
+    if runtime.public_base_url:
+        return runtime.public_base_url.rstrip("/")
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+def get_unit_of_work(request: Request) -> UnitOfWork:
+    runtime: FhirRuntime = request.app.state.fhir
+    context = runtime.context_provider(request)
+    request.state.context = context
+    return UnitOfWork(runtime, context, base_url_of(request, runtime))
+
+
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work)]

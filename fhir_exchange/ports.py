@@ -1,0 +1,67 @@
+"""The ports ``fhir_exchange`` needs from outside, as Protocols it owns.
+
+The composition root (``baylink.app``) supplies the implementations; ``fhir_exchange``
+never imports the packages that implement them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """Who is asking, for whom and why: built once per request at the edge.
+
+    ``institution`` is the Organization id of the caller's institution (None for an
+    anonymous development caller); ``purpose_of_use`` a v3 ActReason code (TREAT by default).
+    """
+
+    request_id: str
+    client_id: str | None = None
+    institution: str | None = None
+    user: str | None = None
+    roles: tuple[str, ...] = ()
+    purpose_of_use: str = "TREAT"
+    scopes: tuple[str, ...] = field(default=())
+
+
+class Release(enum.Enum):
+    PERMIT = "permit"
+    DENY = "deny"
+    PERMIT_WITH_MASKING = "permit-with-masking"
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseDecision:
+    """The gate's answer for one resource.
+
+    With ``PERMIT_WITH_MASKING`` the gate returns the masked copy in ``resource``; the
+    caller releases that copy and never the original. ``reason`` says what decided it
+    (e.g. the Consent and provision), for the audit.
+    """
+
+    outcome: Release
+    resource: dict[str, Any] | None = None
+    reason: str | None = None
+
+
+class ReleaseGate(Protocol):
+    """Decides whether one stored resource may be returned to the caller.
+
+    Contract: called for every resource that any read path is about to return (read,
+    vread, search matches and includes, history, bundles, operations), after it has been
+    loaded and before it is serialised. Must not modify ``resource``; must be safe to call
+    many times within one request; must not raise for an ordinary refusal (return DENY).
+    """
+
+    def decide(self, context: RequestContext, resource: dict[str, Any]) -> ReleaseDecision: ...
+
+
+class AllowAllGate:
+    """Releases everything. The development default until a consent gate is plugged in."""
+
+    def decide(self, context: RequestContext, resource: dict[str, Any]) -> ReleaseDecision:
+        return ReleaseDecision(Release.PERMIT, resource, "allow-all gate")

@@ -1,0 +1,431 @@
+"""The request-scoped repository: all access to stored resources goes through it.
+
+It cannot be built without the caller's ``RequestContext`` and a ``ReleaseGate``, and every
+method that returns resource content (read, vread, search matches and includes, history,
+write representations) passes each resource through the gate first. Conditional matching
+(``If-None-Exist``, conditional update/delete, conditional references in transactions)
+sees ids only, never content.
+
+SQL lives here and in ``search_sql``; services above it speak in resources.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, false, func, insert, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from fhir_exchange.errors import Forbidden, Gone, InvalidRequest, NotFound
+from fhir_exchange.ports import Release, ReleaseGate, RequestContext
+from fhir_exchange.search import index as ix
+from fhir_exchange.search.extract import extract
+from fhir_exchange.search.params import Include, SearchQuery
+from fhir_exchange.search.registry import registry
+from fhir_exchange.store.models import (
+    INDEX_TABLES,
+    DateIndex,
+    NumberIndex,
+    QuantityIndex,
+    ReferenceIndex,
+    ResourceRow,
+    ResourceVersion,
+    SearchSnapshot,
+    StringIndex,
+    TokenIndex,
+    UriIndex,
+)
+from fhir_exchange.store.search_sql import SearchSQL
+
+MAX_INCLUDE_ITERATIONS = 4
+SNAPSHOT_LIFETIME = timedelta(hours=1)
+_ENTRY_TABLES: dict[type, Any] = {
+    ix.StringEntry: StringIndex,
+    ix.TokenEntry: TokenIndex,
+    ix.DateEntry: DateIndex,
+    ix.ReferenceEntry: ReferenceIndex,
+    ix.QuantityEntry: QuantityIndex,
+    ix.NumberEntry: NumberIndex,
+    ix.UriEntry: UriIndex,
+}
+_TRUNCATE = {"value": 255, "system": 255, "code": 255, "text": 255, "type_system": 255, "type_code": 100, "unit": 100}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    """One version of one resource as stored. ``content`` is None for a delete tombstone."""
+
+    pk: int
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    method: str
+    content: dict[str, Any] | None
+
+
+def fhir_instant(moment: datetime) -> str:
+    """An R4 ``instant`` in UTC with millisecond precision: 2026-11-24T08:00:00.123Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _now() -> datetime:
+    moment = datetime.now(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+class FhirRepository:
+    def __init__(
+        self,
+        session: Session,
+        context: RequestContext,
+        gate: ReleaseGate,
+        *,
+        base_urls: tuple[str, ...] = (),
+        max_search_results: int = 100_000,
+    ) -> None:
+        self.session = session
+        self.context = context
+        self._gate = gate
+        self._sql = SearchSQL(base_urls)
+        self._max_search_results = max_search_results
+
+    # --- the gate ----------------------------------------------------------------------------
+
+    def _release(self, stored: StoredResource) -> StoredResource | None:
+        """The version as the caller may see it, or None if the gate denies it."""
+        if stored.content is None:
+            return stored  # a tombstone carries no clinical content
+        decision = self._gate.decide(self.context, stored.content)
+        if decision.outcome is Release.DENY:
+            return None
+        if decision.outcome is Release.PERMIT_WITH_MASKING:
+            return replace(stored, content=decision.resource)
+        return stored
+
+    def _release_all(self, items: Iterable[StoredResource]) -> list[StoredResource]:
+        return [released for item in items if (released := self._release(item)) is not None]
+
+    def _release_or_refuse(self, stored: StoredResource) -> StoredResource:
+        released = self._release(stored)
+        if released is None:
+            raise Forbidden(f"{stored.resource_type}/{stored.id} may not be released to this caller")
+        return released
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def _row(self, resource_type: str, resource_id: str, *, for_update: bool = False) -> ResourceRow | None:
+        stmt = select(ResourceRow).where(ResourceRow.res_type == resource_type, ResourceRow.res_id == resource_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return self.session.execute(stmt).scalar_one_or_none()
+
+    def current_version(self, resource_type: str, resource_id: str) -> tuple[int, bool] | None:
+        """(version, deleted) of the current version, without content; None if never written."""
+        row = self.session.execute(
+            select(ResourceRow.version_id, ResourceRow.deleted).where(
+                ResourceRow.res_type == resource_type, ResourceRow.res_id == resource_id
+            )
+        ).first()
+        return (row[0], row[1]) if row else None
+
+    def read(self, resource_type: str, resource_id: str) -> StoredResource:
+        row = self._row(resource_type, resource_id)
+        if row is None:
+            raise NotFound(f"{resource_type}/{resource_id} is not known")
+        if row.deleted:
+            raise Gone(
+                f"{resource_type}/{resource_id} was deleted (version {row.version_id})",
+                headers={"ETag": f'W/"{row.version_id}"'},
+            )
+        return self._release_or_refuse(_from_row(row))
+
+    def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
+        version = self.session.execute(
+            select(ResourceVersion).where(
+                ResourceVersion.res_type == resource_type,
+                ResourceVersion.res_id == resource_id,
+                ResourceVersion.version_id == version_id,
+            )
+        ).scalar_one_or_none()
+        if version is None:
+            raise NotFound(f"{resource_type}/{resource_id} has no version {version_id}")
+        if version.deleted:
+            raise Gone(f"{resource_type}/{resource_id} version {version_id} is a deletion")
+        return self._release_or_refuse(_from_version(version))
+
+    def load(self, pks: Sequence[int]) -> list[StoredResource]:
+        """The current versions of ``pks``, in that order, released through the gate."""
+        if not pks:
+            return []
+        rows = self.session.execute(select(ResourceRow).where(ResourceRow.pk.in_(list(pks)))).scalars().all()
+        by_pk = {row.pk: row for row in rows if not row.deleted}
+        return self._release_all(_from_row(by_pk[pk]) for pk in pks if pk in by_pk)
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def create(self, resource_type: str, content: dict[str, Any], resource_id: str | None = None) -> StoredResource:
+        new_id = resource_id or str(uuid.uuid4())
+        stored = self._write(resource_type, new_id, content, "POST", None)
+        return self._release_or_refuse(stored)
+
+    def update(
+        self, resource_type: str, resource_id: str, content: dict[str, Any], *, if_match: int | None = None
+    ) -> tuple[StoredResource, bool]:
+        """Update, or create with the client's id (update-as-create). Returns (version, created)."""
+        from fhir_exchange.errors import PreconditionFailed
+
+        row = self._row(resource_type, resource_id, for_update=True)
+        if if_match is not None:
+            current = row.version_id if row is not None and not row.deleted else None
+            if current != if_match:
+                raise PreconditionFailed(
+                    f"If-Match W/\"{if_match}\" does not match the current version of "
+                    f"{resource_type}/{resource_id} ({'none' if current is None else current})"
+                )
+        created = row is None or row.deleted
+        stored = self._write(resource_type, resource_id, content, "PUT", row)
+        return self._release_or_refuse(stored), created
+
+    def delete(self, resource_type: str, resource_id: str, *, if_match: int | None = None) -> StoredResource | None:
+        """Write a tombstone. None if it was already deleted; NotFound if never written."""
+        from fhir_exchange.errors import PreconditionFailed
+
+        row = self._row(resource_type, resource_id, for_update=True)
+        if row is None:
+            raise NotFound(f"{resource_type}/{resource_id} is not known")
+        if if_match is not None and (row.deleted or row.version_id != if_match):
+            raise PreconditionFailed(
+                f"If-Match W/\"{if_match}\" does not match the current version of {resource_type}/{resource_id}"
+            )
+        if row.deleted:
+            return None
+        moment = max(_now(), row.last_updated + timedelta(milliseconds=1))
+        row.version_id += 1
+        row.last_updated = moment
+        row.deleted = True
+        row.content = None
+        self._clear_index(row.pk)
+        version = ResourceVersion(
+            resource_pk=row.pk, res_type=resource_type, res_id=resource_id, version_id=row.version_id,
+            last_updated=moment, method="DELETE", deleted=True, content=None,
+        )
+        self.session.add(version)
+        self.session.flush()
+        return _from_version(version)
+
+    def _write(
+        self, resource_type: str, resource_id: str, content: dict[str, Any], method: str, row: ResourceRow | None
+    ) -> StoredResource:
+        moment = _now() if row is None else max(_now(), row.last_updated + timedelta(milliseconds=1))
+        version_id = 1 if row is None else row.version_id + 1
+        document = dict(content)
+        document["id"] = resource_id
+        meta = dict(document.get("meta") or {})
+        meta["versionId"] = str(version_id)
+        meta["lastUpdated"] = fhir_instant(moment)
+        document["meta"] = meta
+        # key order: resourceType, id, meta first, as servers conventionally return them
+        document = {"resourceType": resource_type, "id": resource_id, "meta": meta, **document}
+        if row is None:
+            row = ResourceRow(
+                res_type=resource_type, res_id=resource_id, version_id=version_id,
+                last_updated=moment, deleted=False, content=document,
+            )
+            self.session.add(row)
+            self.session.flush()
+        else:
+            row.version_id = version_id
+            row.last_updated = moment
+            row.deleted = False
+            row.content = document
+            self._clear_index(row.pk)
+        version = ResourceVersion(
+            resource_pk=row.pk, res_type=resource_type, res_id=resource_id, version_id=version_id,
+            last_updated=moment, method=method, deleted=False, content=document,
+        )
+        self.session.add(version)
+        self._write_index(row.pk, resource_type, document)
+        self.session.flush()
+        return StoredResource(row.pk, resource_type, resource_id, version_id, moment, False, method, document)
+
+    def _clear_index(self, pk: int) -> None:
+        for table in INDEX_TABLES:
+            self.session.execute(delete(table).where(table.resource_pk == pk))
+
+    def _write_index(self, pk: int, resource_type: str, document: dict[str, Any]) -> None:
+        rows: dict[Any, list[dict[str, Any]]] = {}
+        for entry in extract(document):
+            table = _ENTRY_TABLES[type(entry)]
+            values = {name: getattr(entry, name) for name in entry.__slots__}
+            for name, limit in _TRUNCATE.items():
+                if isinstance(values.get(name), str) and len(values[name]) > limit:
+                    values[name] = values[name][:limit]
+            values["resource_pk"] = pk
+            values["res_type"] = resource_type
+            rows.setdefault(table, []).append(values)
+        for table, batch in rows.items():
+            self.session.execute(insert(table), batch)
+
+    # --- search ------------------------------------------------------------------------------
+
+    def search_pks(self, query: SearchQuery) -> list[int]:
+        """The pks of every match, in the requested order (ungated: ids only)."""
+        stmt = self._sql.matching(query.resource_type, query.criteria)
+        stmt = stmt.order_by(*self._sql.order_by(query.resource_type, query.sort))
+        stmt = stmt.limit(self._max_search_results + 1)
+        pks = list(self.session.execute(stmt).scalars())
+        if len(pks) > self._max_search_results:
+            raise InvalidRequest(
+                f"the search matches more than {self._max_search_results} resources; narrow it with more parameters"
+            )
+        return pks
+
+    def count(self, query: SearchQuery) -> int:
+        subquery = self._sql.matching(query.resource_type, query.criteria).subquery()
+        return self.session.execute(select(func.count()).select_from(subquery)).scalar_one()
+
+    def match_ids(self, query: SearchQuery, limit: int = 2) -> list[str]:
+        """Ids of up to ``limit`` matches, for conditional interactions (ungated: ids only)."""
+        stmt = self._sql.matching(query.resource_type, query.criteria).with_only_columns(ResourceRow.res_id)
+        return list(self.session.execute(stmt.order_by(ResourceRow.pk).limit(limit)).scalars())
+
+    def includes(
+        self, matches: Sequence[StoredResource], includes: list[Include], revincludes: list[Include]
+    ) -> list[StoredResource]:
+        """Resources named by ``_include`` / ``_revinclude`` for ``matches``, released through the gate."""
+        seen = {m.pk for m in matches}
+        result: list[StoredResource] = []
+        frontier = list(matches)
+        for iteration in range(MAX_INCLUDE_ITERATIONS):
+            wanted_inc = [i for i in includes if iteration == 0 or i.iterate]
+            wanted_rev = [i for i in revincludes if iteration == 0 or i.iterate]
+            if not frontier or not (wanted_inc or wanted_rev):
+                break
+            pks: list[int] = []
+            for include in wanted_inc:
+                pks += self._include_pks(frontier, include)
+            for include in wanted_rev:
+                pks += self._revinclude_pks(frontier, include)
+            new = [pk for pk in dict.fromkeys(pks) if pk not in seen]
+            seen.update(new)
+            loaded = self.load(new)
+            result += loaded
+            frontier = loaded
+        return result
+
+    def _include_pks(self, frontier: Sequence[StoredResource], include: Include) -> list[int]:
+        sources = [m.pk for m in frontier if m.resource_type == include.source_type]
+        if not sources:
+            return []
+        ref = ReferenceIndex
+        conditions = [ref.resource_pk.in_(sources), ref.target_id.is_not(None)]
+        if include.param is not None:
+            conditions.append(ref.param == include.param.code)
+        if include.target_type:
+            conditions.append(ref.target_type == include.target_type)
+        targets = select(ref.target_type, ref.target_id).where(*conditions).distinct().subquery()
+        stmt = select(ResourceRow.pk).join(
+            targets,
+            (ResourceRow.res_type == targets.c.target_type) & (ResourceRow.res_id == targets.c.target_id),
+        ).where(ResourceRow.deleted == false())
+        return list(self.session.execute(stmt).scalars())
+
+    def _revinclude_pks(self, frontier: Sequence[StoredResource], include: Include) -> list[int]:
+        keys = [(m.resource_type, m.id) for m in frontier]
+        if include.target_type:
+            keys = [k for k in keys if k[0] == include.target_type]
+        if not keys:
+            return []
+        ref = ReferenceIndex
+        conditions = [ref.res_type == include.source_type, tuple_(ref.target_type, ref.target_id).in_(keys)]
+        if include.param is not None:
+            conditions.append(ref.param == include.param.code)
+        stmt = (
+            select(ResourceRow.pk)
+            .join(ref, ref.resource_pk == ResourceRow.pk)
+            .where(*conditions, ResourceRow.deleted == false())
+            .distinct()
+        )
+        return list(self.session.execute(stmt).scalars())
+
+    # --- search snapshots (stable paging) ----------------------------------------------------
+
+    def save_snapshot(self, resource_type: str, query_string: str, pks: list[int]) -> str:
+        snapshot_id = str(uuid.uuid4())
+        now = _now()
+        self.session.execute(delete(SearchSnapshot).where(SearchSnapshot.created < now - SNAPSHOT_LIFETIME))
+        self.session.add(
+            SearchSnapshot(id=snapshot_id, created=now, res_type=resource_type, query=query_string,
+                           total=len(pks), pks=pks)
+        )
+        self.session.flush()
+        return snapshot_id
+
+    def snapshot(self, snapshot_id: str) -> SearchSnapshot:
+        snapshot = self.session.get(SearchSnapshot, snapshot_id)
+        if snapshot is None or snapshot.created < _now() - SNAPSHOT_LIFETIME:
+            raise Gone(f"the search result set '{snapshot_id}' has expired or never existed; search again")
+        return snapshot
+
+    # --- history -----------------------------------------------------------------------------
+
+    def history(
+        self,
+        resource_type: str | None,
+        resource_id: str | None,
+        *,
+        since: datetime | None,
+        at_most_pk: int | None,
+        count: int,
+        offset: int,
+    ) -> tuple[list[StoredResource], int, int]:
+        """Versions, newest first, released through the gate. Returns (page, total, max_pk):
+        ``max_pk`` bounds later pages so that versions written meanwhile do not shift them."""
+        v = ResourceVersion
+        conditions = []
+        if resource_type is not None:
+            conditions.append(v.res_type == resource_type)
+            if resource_type not in registry().resource_types():
+                raise NotFound(f"resource type {resource_type} is not supported")
+        if resource_id is not None:
+            conditions.append(v.res_id == resource_id)
+            if self.current_version(resource_type or "", resource_id) is None:
+                raise NotFound(f"{resource_type}/{resource_id} is not known")
+        if since is not None:
+            conditions.append(v.last_updated >= since)
+        if at_most_pk is None:
+            at_most_pk = self.session.execute(select(func.max(v.pk)).where(*conditions)).scalar_one() or 0
+        conditions.append(v.pk <= at_most_pk)
+        total = self.session.execute(select(func.count()).select_from(v).where(*conditions)).scalar_one()
+        stmt = select(v).where(*conditions).order_by(v.pk.desc()).offset(offset).limit(count)
+        versions = self.session.execute(stmt).scalars().all()
+        return self._release_all(_from_version(x) for x in versions), total, at_most_pk
+
+    # --- bulk helpers ------------------------------------------------------------------------
+
+    def ids_exist(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        keys = list(keys)
+        if not keys:
+            return set()
+        stmt = select(ResourceRow.res_type, ResourceRow.res_id).where(
+            or_(*[(ResourceRow.res_type == t) & (ResourceRow.res_id == i) for t, i in keys]),
+            ResourceRow.deleted == false(),
+        )
+        return {(t, i) for t, i in self.session.execute(stmt)}
+
+
+def _from_row(row: ResourceRow) -> StoredResource:
+    method = "PUT" if row.version_id > 1 else "POST"
+    return StoredResource(row.pk, row.res_type, row.res_id, row.version_id, row.last_updated, row.deleted,
+                          "DELETE" if row.deleted else method, row.content)
+
+
+def _from_version(version: ResourceVersion) -> StoredResource:
+    return StoredResource(version.resource_pk, version.res_type, version.res_id, version.version_id,
+                          version.last_updated, version.deleted, version.method, version.content)

@@ -1,0 +1,291 @@
+"""Turn a parsed ``SearchQuery`` into SQL over the resource and index tables.
+
+Positive criteria are ``pk IN (SELECT resource_pk FROM idx_… WHERE …)`` semi-joins, so the
+database can drive the search from the index rather than scanning every resource of the
+type. Prefix semantics follow search.html of R4: a value denotes a range (its precision),
+and the prefixes compare the resource's range with the search value's range.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, true
+
+from fhir_exchange.errors import InvalidRequest
+from fhir_exchange.search.params import Criterion, ParamRef, SearchValue, SortKey
+from fhir_exchange.search.values import normalize_string
+from fhir_exchange.store.models import (
+    DateIndex,
+    NumberIndex,
+    QuantityIndex,
+    ReferenceIndex,
+    ResourceRow,
+    StringIndex,
+    TokenIndex,
+    UriIndex,
+)
+
+TABLE_FOR_TYPE: dict[str, Any] = {
+    "string": StringIndex,
+    "token": TokenIndex,
+    "date": DateIndex,
+    "reference": ReferenceIndex,
+    "quantity": QuantityIndex,
+    "number": NumberIndex,
+    "uri": UriIndex,
+}
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class SearchSQL:
+    """Builds the WHERE clauses and ORDER BY of a search. ``base_urls`` are the server's own
+    base URLs, so absolute references to this server match local ones."""
+
+    def __init__(self, base_urls: tuple[str, ...] = ()) -> None:
+        self._base_urls = tuple(u.rstrip("/") for u in base_urls if u)
+
+    # --- entry points ----------------------------------------------------------------------
+
+    def matching(self, resource_type: str, criteria: list[Criterion]) -> Select[Any]:
+        """SELECT pk of the live resources of ``resource_type`` that meet every criterion."""
+        r = ResourceRow
+        conditions = [r.res_type == resource_type, r.deleted == false()]
+        conditions += [self.criterion(resource_type, c, r.pk, r.res_id) for c in criteria]
+        return select(r.pk).where(*conditions)
+
+    def order_by(self, resource_type: str, sort: list[SortKey]) -> list[ColumnElement[Any]]:
+        r = ResourceRow
+        clauses: list[ColumnElement[Any]] = []
+        for key in sort:
+            expr = self._sort_expression(resource_type, key)
+            clauses.append((expr.desc() if key.descending else expr.asc()).nulls_last())
+        clauses.append(r.pk.asc())
+        return clauses
+
+    # --- criteria --------------------------------------------------------------------------
+
+    def criterion(self, resource_type: str, c: Criterion, pk_col: Any, id_col: Any) -> ColumnElement[bool]:
+        if c.has is not None:
+            return id_col.in_(self._has_subquery(resource_type, c))
+        if c.chained is not None:
+            return pk_col.in_(self._chain_subquery(resource_type, c))
+        p = c.param
+        if p.code == "_id":
+            return self._id_clause(c, id_col)
+        if p.code == "_lastUpdated":
+            return or_(*[self._date_clause(_aware(v), ResourceRow.last_updated, None) for v in c.values])
+        table = TABLE_FOR_TYPE[p.type]
+        base = [table.res_type == resource_type, table.param == p.code]
+        if c.modifier == "missing":
+            present = pk_col.in_(select(table.resource_pk).where(*base))
+            return not_(present) if c.values[0].raw == "true" else present
+        if c.modifier == "not":
+            # :not matches resources with no value equal to any given (including none at all).
+            inner = or_(*[self._token_value(table, v) for v in c.values])
+            return not_(pk_col.in_(select(table.resource_pk).where(*base, inner)))
+        if c.values and all(v.prefix == "ne" for v in c.values) and p.type in ("date", "number", "quantity"):
+            inner = or_(*[self._value_clause(p, c.modifier, table, v, negate_ne=True) for v in c.values])
+            return not_(pk_col.in_(select(table.resource_pk).where(*base, inner)))
+        inner = or_(*[self._value_clause(p, c.modifier, table, v) for v in c.values])
+        return pk_col.in_(select(table.resource_pk).where(*base, inner))
+
+    def _id_clause(self, c: Criterion, id_col: Any) -> ColumnElement[bool]:
+        ids = [v.code if v.code is not None else v.raw for v in c.values]
+        if c.modifier == "not":
+            return not_(id_col.in_(ids))
+        if c.modifier == "missing":
+            return false() if c.values[0].raw == "true" else true()
+        return id_col.in_(ids)
+
+    def _value_clause(
+        self, p: ParamRef, modifier: str | None, table: Any, v: SearchValue, negate_ne: bool = False
+    ) -> ColumnElement[bool]:
+        kind = p.type
+        if kind == "string":
+            text = normalize_string(v.raw)
+            if modifier == "exact":
+                return table.exact == v.raw
+            if modifier == "contains":
+                return table.value.like(f"%{_like_escape(text)}%", escape="\\")
+            return table.value.like(f"{_like_escape(text)}%", escape="\\")
+        if kind == "token":
+            if modifier == "text":
+                return table.text.like(f"{_like_escape(normalize_string(v.raw))}%", escape="\\")
+            if modifier == "of-type":
+                return and_(table.type_system == v.system, table.type_code == v.type_code, table.code == v.code)
+            return self._token_value(table, v)
+        if kind == "date":
+            if negate_ne:
+                v = _with_prefix(v, "eq")
+            return self._date_clause(v, table.low, table.high)
+        if kind in ("number", "quantity"):
+            if negate_ne:
+                v = _with_prefix(v, "eq")
+            clause = self._number_clause(v, table.value)
+            if kind == "quantity" and (v.system or v.code):
+                if v.system:
+                    clause = and_(clause, table.system == v.system)
+                if v.code:
+                    clause = and_(clause, or_(table.code == v.code, and_(table.code.is_(None), table.unit == v.code)))
+            return clause
+        if kind == "reference":
+            return self._reference_value(p, modifier, table, v)
+        if kind == "uri":
+            if modifier == "below":
+                return table.value.like(f"{_like_escape(v.raw)}%", escape="\\")
+            if modifier == "above":
+                # the stored uri is a prefix of the search value
+                return func.substr(v.raw, 1, func.length(table.value)) == table.value
+            return table.value == v.raw
+        raise InvalidRequest(f"search parameter type '{kind}' is not supported")
+
+    @staticmethod
+    def _token_value(table: Any, v: SearchValue) -> ColumnElement[bool]:
+        if not v.has_system:
+            return table.code == v.code
+        if v.system is None:  # |code: no system
+            return and_(table.system.is_(None), table.code == v.code)
+        if v.code is None:  # system|
+            return table.system == v.system
+        return and_(table.system == v.system, table.code == v.code)
+
+    def _reference_value(self, p: ParamRef, modifier: str | None, table: Any, v: SearchValue) -> ColumnElement[bool]:
+        raw = v.raw
+        for base in self._base_urls:
+            if raw.startswith(base + "/"):
+                raw = raw[len(base) + 1 :]
+                break
+        if "://" in raw or raw.startswith("urn:"):
+            return table.url == raw.split("|", 1)[0]
+        parts = raw.split("/")
+        if len(parts) >= 4 and parts[2] == "_history":
+            parts = parts[:2]
+        if len(parts) == 2:
+            type_name, ident = parts
+            if modifier and modifier != type_name:
+                return false()
+            return and_(table.target_type == type_name, table.target_id == ident)
+        if modifier:
+            return and_(table.target_type == modifier, table.target_id == raw)
+        return table.target_id == raw
+
+    @staticmethod
+    def _number_clause(v: SearchValue, column: Any) -> ColumnElement[bool]:
+        n, low, high = v.number, v.low, v.high
+        match v.prefix:
+            case "eq":
+                return and_(column >= low, column < high)
+            case "ne":
+                return or_(column < low, column >= high)
+            case "gt" | "sa":
+                return column > n
+            case "lt" | "eb":
+                return column < n
+            case "ge":
+                return column >= n
+            case "le":
+                return column <= n
+            case "ap":
+                margin = abs(n) * 0.1  # search.html: "approximately the same (within 10%)"
+                return and_(column >= n - margin, column <= n + margin)
+        raise InvalidRequest(f"unknown prefix '{v.prefix}'")
+
+    @staticmethod
+    def _date_clause(v: SearchValue, low_col: Any, high_col: Any | None) -> ColumnElement[bool]:
+        """Compare the resource's range [low_col, high_col] with the search range [ls, hs]."""
+        high_col = low_col if high_col is None else high_col
+        ls, hs = v.low, v.high
+        match v.prefix:
+            case "eq":
+                return and_(low_col >= ls, high_col <= hs)
+            case "ne":
+                return or_(low_col < ls, high_col > hs)
+            case "gt":
+                return high_col > hs
+            case "lt":
+                return low_col < ls
+            case "ge":
+                return or_(high_col > hs, and_(low_col >= ls, high_col <= hs))
+            case "le":
+                return or_(low_col < ls, and_(low_col >= ls, high_col <= hs))
+            case "sa":
+                return low_col > hs
+            case "eb":
+                return high_col < ls
+            case "ap":
+                now = datetime.now(UTC) if ls.tzinfo else datetime.now(UTC).replace(tzinfo=None)
+                margin = max(abs(now - ls) * 0.1, timedelta(days=1))
+                return and_(high_col >= ls - margin, low_col <= hs + margin)
+        raise InvalidRequest(f"unknown prefix '{v.prefix}'")
+
+    # --- chains ------------------------------------------------------------------------------
+
+    def _chain_subquery(self, resource_type: str, c: Criterion) -> Select[Any]:
+        assert c.chained is not None
+        ref = ReferenceIndex
+        branches = []
+        for target_type in c.chain_types:
+            target = ResourceRow.__table__.alias()
+            inner = self.criterion(target_type, c.chained, target.c.pk, target.c.res_id)
+            ids = select(target.c.res_id).where(target.c.res_type == target_type, target.c.deleted == false(), inner)
+            branches.append(and_(ref.target_type == target_type, ref.target_id.in_(ids)))
+        return select(ref.resource_pk).where(ref.res_type == resource_type, ref.param == c.param.code, or_(*branches))
+
+    def _has_subquery(self, resource_type: str, c: Criterion) -> Select[Any]:
+        assert c.has is not None
+        ref = ReferenceIndex
+        source = ResourceRow.__table__.alias()
+        inner = self.criterion(c.has.source_type, c.has.criterion, source.c.pk, source.c.res_id)
+        return (
+            select(ref.target_id)
+            .join(source, source.c.pk == ref.resource_pk)
+            .where(
+                ref.res_type == c.has.source_type,
+                ref.param == c.has.reference_param.code,
+                ref.target_type == resource_type,
+                source.c.deleted == false(),
+                inner,
+            )
+        )
+
+    # --- sorting -----------------------------------------------------------------------------
+
+    def _sort_expression(self, resource_type: str, key: SortKey) -> ColumnElement[Any]:
+        r = ResourceRow
+        p = key.param
+        if p.code == "_id":
+            return r.res_id
+        if p.code == "_lastUpdated":
+            return r.last_updated
+        table = TABLE_FOR_TYPE[p.type]
+        column = {
+            "string": table.value,
+            "token": getattr(table, "code", None),
+            "date": table.low if not key.descending else getattr(table, "high", None),
+            "reference": getattr(table, "target_id", None),
+            "quantity": table.value,
+            "number": table.value,
+            "uri": table.value,
+        }[p.type]
+        aggregate = func.max(column) if key.descending else func.min(column)
+        return (
+            select(aggregate)
+            .where(table.resource_pk == r.pk, table.res_type == resource_type, table.param == p.code)
+            .scalar_subquery()
+        )
+
+
+def _with_prefix(v: SearchValue, prefix: str) -> SearchValue:
+    return SearchValue(v.raw, prefix, v.low, v.high, v.number, v.system, v.code, v.has_system, v.type_code)
+
+
+def _aware(v: SearchValue) -> SearchValue:
+    """The value with UTC-aware bounds, for comparison with ``resource.last_updated``."""
+    low = v.low.replace(tzinfo=UTC) if isinstance(v.low, datetime) else v.low
+    high = v.high.replace(tzinfo=UTC) if isinstance(v.high, datetime) else v.high
+    return SearchValue(v.raw, v.prefix, low, high, v.number, v.system, v.code, v.has_system, v.type_code)
