@@ -144,9 +144,9 @@ def read(resource_type: str, resource_id: str, request: Request, uow: UnitOfWork
         outcome = service.read(resource_type, resource_id)
     if_none_match = request.headers.get("if-none-match")
     if if_none_match and outcome.stored is not None:
-        wanted = {tag.strip() for tag in if_none_match.split(",")}
+        wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_none_match.split(",")}
         etag = f'W/"{outcome.stored.version_id}"'
-        if etag in wanted or etag.removeprefix("W/") in wanted or "*" in wanted:
+        if str(outcome.stored.version_id) in wanted or "*" in wanted:
             return Response(status_code=304, headers={"ETag": etag})
     return render(outcome, request, uow.base_url)
 

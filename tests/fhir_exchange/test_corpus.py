@@ -1,0 +1,96 @@
+"""Every official R4 example and every IPS example is accepted, reads back as sent (apart
+from the server's meta), and the transaction/batch bundles among them are processed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import shared_path
+
+SERVER_META = ("versionId", "lastUpdated")
+
+
+def _without_server_meta(resource: dict[str, Any]) -> dict[str, Any]:
+    copy = dict(resource)
+    meta = {k: v for k, v in (copy.pop("meta", None) or {}).items() if k not in SERVER_META}
+    if meta:
+        copy["meta"] = meta
+    return copy
+
+
+def _examples(folder: str) -> list[Path]:
+    return sorted(p for p in shared_path("corpora", folder).glob("*.json") if not p.name.startswith("_"))
+
+
+def _store_and_compare(client, path: Path) -> None:  # type: ignore[no-untyped-def]
+    resource = json.loads(path.read_text(encoding="utf-8"))
+    resource_type = resource["resourceType"]
+    if resource.get("id"):
+        response = client.put(f"/fhir/{resource_type}/{resource['id']}", json=resource)
+        assert response.status_code in (200, 201), f"{path.name}: {response.status_code} {response.text[:500]}"
+        url = f"/fhir/{resource_type}/{resource['id']}"
+    else:
+        response = client.post(f"/fhir/{resource_type}", json=resource)
+        assert response.status_code == 201, f"{path.name}: {response.status_code} {response.text[:500]}"
+        url = f"/fhir/{resource_type}/{response.json()['id']}"
+        resource = {**resource, "id": response.json()["id"]}
+    stored = client.get(url).json()
+    assert _without_server_meta(stored) == _without_server_meta(resource), path.name
+
+
+def test_every_r4_example_is_accepted_and_reads_back_equal(client) -> None:
+    examples = _examples("fhir-r4-examples")
+    assert len(examples) == 396
+    for path in examples:
+        _store_and_compare(client, path)
+
+
+def test_every_ips_example_is_accepted_and_reads_back_equal(client) -> None:
+    examples = _examples("ips-examples")
+    assert len(examples) == 44
+    for path in examples:
+        _store_and_compare(client, path)
+
+
+def _bundles(kind: str) -> list[Path]:
+    found = []
+    for path in _examples("fhir-r4-examples"):
+        if path.name.startswith("Bundle-"):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("type") == kind:
+                found.append(path)
+    return found
+
+
+def test_example_transactions_are_processed(client) -> None:
+    bundles = _bundles("transaction")
+    assert bundles, "the corpus has transaction bundles"
+    for path in bundles:
+        bundle = json.loads(path.read_text(encoding="utf-8"))
+        response = client.post("/fhir", json=bundle)
+        assert response.status_code == 200, f"{path.name}: {response.text[:800]}"
+        result = response.json()
+        assert result["type"] == "transaction-response"
+        assert len(result["entry"]) == len(bundle["entry"])
+        for entry in result["entry"]:
+            assert entry["response"]["status"][:1] == "2", (path.name, entry)
+
+
+def test_example_batches_are_processed(client) -> None:
+    bundles = _bundles("batch")
+    assert bundles, "the corpus has batch bundles"
+    for path in bundles:
+        bundle = json.loads(path.read_text(encoding="utf-8"))
+        response = client.post("/fhir", json=bundle)
+        assert response.status_code == 200, f"{path.name}: {response.text[:800]}"
+        result = response.json()
+        assert result["type"] == "batch-response"
+        assert len(result["entry"]) == len(bundle["entry"])
+        # each entry answers for itself: a status, and an OperationOutcome when it failed
+        for entry in result["entry"]:
+            status = entry["response"]["status"]
+            assert status[:1] in "2345"
+            if status[:1] in "45":
+                assert entry["response"]["outcome"]["resourceType"] == "OperationOutcome"
