@@ -18,8 +18,7 @@ from baylink.settings import Settings, get_settings
 from fhir_exchange.api.rendering import error_response
 from fhir_exchange.api.routes import router as fhir_router
 from fhir_exchange.api.runtime import FhirRuntime
-from fhir_exchange.errors import FhirError, InvalidRequest, MethodNotAllowed, NotFound, operation_outcome
-from fhir_exchange.errors import Issue
+from fhir_exchange.errors import FhirError, InvalidRequest, Issue, MethodNotAllowed, NotFound, operation_outcome
 from fhir_exchange.ports import AllowAllGate, ReleaseGate
 from fhir_exchange.service import ServiceConfig
 from fhir_exchange.store.db import make_engine, make_sessionmaker

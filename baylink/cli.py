@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from baylink.settings import get_settings
 
@@ -102,10 +101,9 @@ def _load(files: list[Path], verb: str) -> Any:
             progress.advance(task)
     console.print(f"[green]{report.loaded} resources stored[/green] from {len(files)} files")
     if report.failures:
-        table = Table("where", "why", title=f"{len(report.failures)} failures", title_style="red")
+        console.print(f"[red]{len(report.failures)} failed:[/red]")
         for where, why in report.failures:
-            table.add_row(where, why[:300])
-        console.print(table)
+            console.print(f"  {where}: {why[:500]}", soft_wrap=True, markup=False, highlight=False)
     return report
 
 

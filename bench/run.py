@@ -19,7 +19,6 @@ import os
 import platform
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -135,7 +134,7 @@ def database(backend: str) -> Iterator[str | None]:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - report any connection failure and go on without it
+    except Exception as exc:
         print(f"(PostgreSQL not reachable at {admin_url}: {exc.__class__.__name__}; skipped)", file=sys.stderr)
         yield None
         return
@@ -234,7 +233,7 @@ def main() -> None:
     print("|---|---|---|---|")
     for r in results:
         print(f"| {r['backend']} | {r['load_per_s']:.0f} | {r['fill_per_s']:.0f} | {r['floor_per_s']:.0f} |")
-    print(f"\n| backend | resources stored | read p50 / p95 (ms) | Observation?subject&code p50 / p95 (ms) "
+    print("\n| backend | resources stored | read p50 / p95 (ms) | Observation?subject&code p50 / p95 (ms) "
           "| floor per resource (ms) |")
     print("|---|---|---|---|---|")
     for r in results:

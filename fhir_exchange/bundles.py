@@ -20,9 +20,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy.orm import Session
 
-from fhir_exchange.errors import FhirError, InvalidRequest, Issue, PreconditionFailed
+from fhir_exchange.errors import FhirError, InvalidRequest, Issue, MethodNotAllowed, PreconditionFailed
 from fhir_exchange.service import FhirService, Outcome
 from fhir_exchange.store.repository import fhir_instant
+from fhir_exchange.validation import validate_resource
 
 METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 304: "304 Not Modified"}
@@ -97,9 +98,18 @@ class BundleProcessor:
                       resource, raw.get("fullUrl"), request)
 
     def _relative(self, url: str) -> str:
+        """The request URL relative to the base. An absolute URL elsewhere (a canonical base,
+        as in the spec's own examples) is taken by its trailing ``Type/id``."""
         base = self.service.base_url
         if url.startswith(base + "/"):
             return url[len(base) + 1 :]
+        if "://" in url:
+            split = urlsplit(url)
+            segments = [s for s in split.path.split("/") if s]
+            for i in range(len(segments) - 1, -1, -1):
+                if self.service.parser.known_type(segments[i]):
+                    tail = "/".join(segments[i:])
+                    return f"{tail}?{split.query}" if split.query else tail
         return url.lstrip("/")
 
     # --- transaction ---------------------------------------------------------------------
@@ -147,6 +157,8 @@ class BundleProcessor:
         where = f"Bundle.entry[{entry.index}]"
         if entry.method == "POST":
             resource_type = entry.path
+            if "$" in resource_type:
+                raise MethodNotAllowed(f"{where}: the operation '{resource_type}' is not supported by this server")
             self.service.require_type(resource_type)
             if_none_exist = entry.request.get("ifNoneExist")
             target: str | None = None
@@ -222,8 +234,6 @@ class BundleProcessor:
             if new_id and new_id.startswith("existing:"):
                 stored = service.repo.read(resource_type, new_id.removeprefix("existing:"))
                 return Outcome(200, stored, stored.content)
-            from fhir_exchange.validation import validate_resource
-
             resource = validate_resource(entry.resource, resource_type)
             resource = {k: v for k, v in resource.items() if k != "id"}
             stored = service.repo.create(resource_type, resource, new_id)

@@ -52,6 +52,11 @@ class FhirService:
             raise NotFound(f"resource type '{resource_type}' is not supported by this server")
 
     def parse_conditional(self, resource_type: str, criteria: str | Iterable[tuple[str, str]]) -> SearchQuery:
+        if isinstance(criteria, str):
+            # ifNoneExist is "identifier=…", but some senders write "Patient?identifier=…"
+            prefix, mark, rest = criteria.partition("?")
+            if mark and prefix == resource_type:
+                criteria = rest
         items = parse_qsl(criteria, keep_blank_values=True) if isinstance(criteria, str) else list(criteria)
         items = [(k, v) for k, v in items if k not in ("_format", "_pretty")]
         if not items:

@@ -7,6 +7,7 @@ the element path (``Observation.code.coding[0].system``).
 from __future__ import annotations
 
 import re
+import typing
 from functools import cache
 from typing import Any
 
@@ -15,6 +16,9 @@ from pydantic import ValidationError
 
 from fhir_exchange.errors import InvalidRequest, Issue
 
+# fhir.resources derives enum_values from each element's short description; for these the
+# derived list is not the binding (CapabilityStatement.format is bound to all MIME types).
+UNRELIABLE_ENUMS = frozenset({("CapabilityStatement", "format")})
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # datatypes.html#id
 MAX_ISSUES = 50
 
@@ -25,6 +29,50 @@ def model_class(resource_type: str) -> Any | None:
         return get_fhir_model_class(resource_type)
     except (ValueError, KeyError, AttributeError):
         return None
+
+
+@cache
+def _element_table(model: Any) -> dict[str, tuple[frozenset[str] | None, Any]]:
+    """For each JSON key of ``model``: the complete set of allowed codes (None if the binding
+    is not enumerated, or fhir.resources lists it only in part, ending in '+') and the model
+    class of its complex value (None for primitives and for nested resources)."""
+    table: dict[str, tuple[frozenset[str] | None, Any]] = {}
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        codes = extra.get("enum_values")
+        reliable = (model.__name__, info.alias or name) not in UNRELIABLE_ENUMS
+        allowed = frozenset(codes) if codes and "+" not in codes and reliable else None
+        table[info.alias or name] = (allowed, _child_model(info.annotation))
+    return table
+
+
+def _child_model(annotation: Any) -> Any | None:
+    while True:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if not args:
+            break
+        annotation = args[0]
+    name = getattr(annotation, "__name__", "")
+    if not name.endswith("Type") or name in ("ResourceType", "FHIRPrimitiveExtensionType"):
+        return None
+    return model_class(name.removesuffix("Type"))
+
+
+def _code_issues(model: Any, value: Any, path: str, issues: list[Issue]) -> None:
+    """Codes outside a required binding's value set (which pydantic does not check)."""
+    if not isinstance(value, dict) or len(issues) >= MAX_ISSUES:
+        return
+    table = _element_table(model)
+    for key, item in value.items():
+        allowed, child = table.get(key, (None, None))
+        items = item if isinstance(item, list) else [item]
+        for index, element in enumerate(items):
+            where = f"{path}.{key}" + (f"[{index}]" if isinstance(item, list) else "")
+            if allowed is not None and isinstance(element, str) and element not in allowed:
+                issues.append(Issue("error", "code-invalid",
+                                    f"{where}: '{element}' is not one of {', '.join(sorted(allowed))}", (where,)))
+            elif child is not None and isinstance(element, dict):
+                _code_issues(child, element, where, issues)
 
 
 def check_id(resource_id: str) -> None:
@@ -39,7 +87,7 @@ def _path(resource_type: str, loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif isinstance(part, str) and part.startswith("function-after") or part in ("__root__",):
+        elif (isinstance(part, str) and part.startswith("function-after")) or part in ("__root__",):
             continue
         else:
             path += f".{part}"
@@ -74,4 +122,8 @@ def validate_resource(body: Any, expected_type: str | None = None) -> dict[str, 
         raise InvalidRequest(issues[0].diagnostics, issues=issues) from None
     except (ValueError, TypeError) as exc:  # raised by model validators outside pydantic's wrapping
         raise InvalidRequest(f"{resource_type}: {exc}") from None
+    issues: list[Issue] = []
+    _code_issues(model, body, resource_type, issues)
+    if issues:
+        raise InvalidRequest(issues[0].diagnostics, issues=issues)
     return body

@@ -54,7 +54,7 @@ def _postgres_database(tmp_name: str) -> Iterator[str]:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{tmp_name}"'))
-    except Exception as exc:  # noqa: BLE001 - any connection failure is reported the same way
+    except Exception as exc:
         admin.dispose()
         message = f"cannot create a test database on {POSTGRES_URL}: {exc}"
         if REQUIRE_POSTGRES:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import delete, false, func, insert, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from fhir_exchange.errors import Forbidden, Gone, InvalidRequest, NotFound
+from fhir_exchange.errors import Forbidden, Gone, InvalidRequest, NotFound, PreconditionFailed
 from fhir_exchange.ports import Release, ReleaseGate, RequestContext
 from fhir_exchange.search import index as ix
 from fhir_exchange.search.extract import extract
@@ -111,6 +111,11 @@ class FhirRepository:
     def _release_all(self, items: Iterable[StoredResource]) -> list[StoredResource]:
         return [released for item in items if (released := self._release(item)) is not None]
 
+    def _release_written(self, stored: StoredResource) -> StoredResource:
+        """A write succeeds even if its writer may not see the result; then no content is returned."""
+        released = self._release(stored)
+        return released if released is not None else replace(stored, content=None)
+
     def _release_or_refuse(self, stored: StoredResource) -> StoredResource:
         released = self._release(stored)
         if released is None:
@@ -172,14 +177,12 @@ class FhirRepository:
     def create(self, resource_type: str, content: dict[str, Any], resource_id: str | None = None) -> StoredResource:
         new_id = resource_id or str(uuid.uuid4())
         stored = self._write(resource_type, new_id, content, "POST", None)
-        return self._release_or_refuse(stored)
+        return self._release_written(stored)
 
     def update(
         self, resource_type: str, resource_id: str, content: dict[str, Any], *, if_match: int | None = None
     ) -> tuple[StoredResource, bool]:
         """Update, or create with the client's id (update-as-create). Returns (version, created)."""
-        from fhir_exchange.errors import PreconditionFailed
-
         row = self._row(resource_type, resource_id, for_update=True)
         if if_match is not None:
             current = row.version_id if row is not None and not row.deleted else None
@@ -190,15 +193,16 @@ class FhirRepository:
                 )
         created = row is None or row.deleted
         stored = self._write(resource_type, resource_id, content, "PUT", row)
-        return self._release_or_refuse(stored), created
+        return self._release_written(stored), created
 
     def delete(self, resource_type: str, resource_id: str, *, if_match: int | None = None) -> StoredResource | None:
-        """Write a tombstone. None if it was already deleted; NotFound if never written."""
-        from fhir_exchange.errors import PreconditionFailed
-
+        """Write a tombstone. None if there was nothing to delete: already deleted, or never
+        written (R4 http.html#delete answers both as success)."""
         row = self._row(resource_type, resource_id, for_update=True)
         if row is None:
-            raise NotFound(f"{resource_type}/{resource_id} is not known")
+            if if_match is not None:
+                raise PreconditionFailed(f"If-Match given, but {resource_type}/{resource_id} does not exist")
+            return None
         if if_match is not None and (row.deleted or row.version_id != if_match):
             raise PreconditionFailed(
                 f"If-Match W/\"{if_match}\" does not match the current version of {resource_type}/{resource_id}"

@@ -263,15 +263,14 @@ class SearchSQL:
         if p.code == "_lastUpdated":
             return r.last_updated
         table = TABLE_FOR_TYPE[p.type]
-        column = {
-            "string": table.value,
-            "token": getattr(table, "code", None),
-            "date": table.low if not key.descending else getattr(table, "high", None),
-            "reference": getattr(table, "target_id", None),
-            "quantity": table.value,
-            "number": table.value,
-            "uri": table.value,
-        }[p.type]
+        if p.type == "token":
+            column = table.code
+        elif p.type == "reference":
+            column = table.target_id
+        elif p.type == "date":
+            column = table.high if key.descending else table.low
+        else:  # string, number, quantity, uri
+            column = table.value
         aggregate = func.max(column) if key.descending else func.min(column)
         return (
             select(aggregate)

@@ -7,7 +7,6 @@ from fhirpy import SyncFHIRClient
 from fhirpy.base.searchset import Raw
 
 
-
 @pytest.fixture
 def fhirpy_client(live_server: str) -> SyncFHIRClient:
     return SyncFHIRClient(live_server)

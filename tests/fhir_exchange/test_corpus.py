@@ -64,9 +64,15 @@ def _bundles(kind: str) -> list[Path]:
     return found
 
 
+# The spec's illustrative transaction asks for an operation (POST ValueSet/$lookup) inside the
+# transaction and for If-Match on a version that does not exist: all-or-nothing, it must fail as
+# a whole, clearly, and write nothing.
+ILLUSTRATIVE = "Bundle-bundle-transaction.json"
+
+
 def test_example_transactions_are_processed(client) -> None:
-    bundles = _bundles("transaction")
-    assert bundles, "the corpus has transaction bundles"
+    bundles = [p for p in _bundles("transaction") if p.name != ILLUSTRATIVE]
+    assert len(bundles) == 3, "the corpus has transaction bundles"
     for path in bundles:
         bundle = json.loads(path.read_text(encoding="utf-8"))
         response = client.post("/fhir", json=bundle)
@@ -94,3 +100,13 @@ def test_example_batches_are_processed(client) -> None:
             assert status[:1] in "2345"
             if status[:1] in "45":
                 assert entry["response"]["outcome"]["resourceType"] == "OperationOutcome"
+
+
+def test_the_illustrative_transaction_fails_whole_and_says_why(client) -> None:
+    bundle = json.loads(shared_path("corpora", "fhir-r4-examples", ILLUSTRATIVE).read_text(encoding="utf-8"))
+    response = client.post("/fhir", json=bundle)
+    assert 400 <= response.status_code < 500
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "Bundle.entry[" in outcome["issue"][0]["diagnostics"]
+    assert client.get("/fhir/Patient").json()["total"] == 0

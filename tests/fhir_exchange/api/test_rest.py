@@ -195,7 +195,7 @@ def test_type_and_system_history_with_since_and_count(client) -> None:
 def test_failed_write_leaves_nothing_behind(client, app) -> None:
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
         {"fullUrl": "urn:uuid:1", "resource": patient(), "request": {"method": "POST", "url": "Patient"}},
-        {"resource": {"resourceType": "Observation", "status": "nonsense", "code": {"text": "x"}},
+        {"resource": {"resourceType": "Observation", "code": {"text": "x"}},
          "request": {"method": "POST", "url": "Observation"}},
     ]}
     response = client.post("/fhir", json=bundle)
@@ -218,3 +218,14 @@ def test_metadata_lists_what_is_supported(client) -> None:
     assert {"transaction", "batch", "history-system"} == {i["code"] for i in rest["interaction"]}
     observation_params = {p["name"]: p["type"] for p in types["Observation"]["searchParam"]}
     assert "code-value-quantity" not in observation_params  # composite: not indexed, so not claimed
+
+
+def test_codes_outside_a_required_binding_are_refused(client) -> None:
+    response = client.post("/fhir/Patient", json={"resourceType": "Patient", "gender": "yes",
+                                                  "contact": [{"gender": "no"}]})
+    assert response.status_code == 400
+    paths = [i["expression"][0] for i in response.json()["issue"]]
+    assert paths == ["Patient.gender", "Patient.contact[0].gender"]
+    # a binding fhir.resources lists only in part (Observation.status ends in '+') is not checked here
+    assert client.post("/fhir/Observation", json={"resourceType": "Observation", "status": "corrected",
+                                                  "code": {"text": "x"}}).status_code == 201
