@@ -13,6 +13,8 @@ from tests.testscript_runner import (
     TestScriptResult,
     compare,
     contains_subset,
+    fixture_candidates,
+    load_fixtures,
     mime,
     path_to_fhirpath,
     run_testscript,
@@ -436,6 +438,72 @@ def test_missing_fixture_skips_actions_that_need_it_and_is_reported() -> None:
     assert static_problems(testscript, None) == [
         "fixture 'pat' references 'Patient/example', which is not a local file (no fixture directory)"]
     assert "origin/destination" in static_problems({"origin": [{"index": 1}]}, None)[0]
+
+
+# ---------------------------------------------------------------- fixture resolution
+
+
+def test_literal_reference_resolves_beside_the_script_then_in_the_examples(tmp_path: Path) -> None:
+    scripts, examples = tmp_path / "scripts", tmp_path / "examples"
+    scripts.mkdir()
+    examples.mkdir()
+    (examples / "Patient-example.json").write_text(json.dumps({**PATIENT, "id": "example"}))
+    (examples / "Patient-pat1.json").write_text(json.dumps({**PATIENT, "id": "pat1", "gender": "male"}))
+    (scripts / "Patient-pat1.json").write_text(json.dumps({**PATIENT, "id": "pat1", "gender": "female"}))
+    assert fixture_candidates("Patient/example", scripts, examples) == [
+        scripts / "Patient" / "example", scripts / "Patient-example.json", examples / "Patient-example.json"]
+    assert fixture_candidates("Patient/p.json", scripts, examples) == [scripts / "Patient" / "p.json"]
+    assert fixture_candidates("#contained", scripts, examples) == []
+    assert fixture_candidates("http://example.org/fhir/Patient/example", scripts, examples) == []
+
+    testscript = script([], fixture=[{"id": "create", "resource": {"reference": "Patient/example"}},
+                                     {"id": "update", "resource": {"reference": "Patient/pat1"}}])
+    fixtures, missing = load_fixtures(testscript, scripts, examples)
+    assert not missing
+    assert fixtures["create"]["id"] == "example"  # only in the examples
+    assert fixtures["update"]["gender"] == "female"  # the script's own folder comes first
+    assert static_problems(testscript, scripts, examples) == []
+    # without the examples folder, Patient/example stays missing and says where it was looked for
+    assert static_problems(testscript, scripts) == [
+        f"fixture 'create' references 'Patient/example', which is not a local file "
+        f"(tried {scripts / 'Patient' / 'example'}, {scripts / 'Patient-example.json'})"]
+
+
+def test_example_file_must_hold_the_referenced_resource(tmp_path: Path) -> None:
+    (tmp_path / "Patient-example.json").write_text(json.dumps({**PATIENT, "id": "other"}))
+    (tmp_path / "Observation-example.json").write_text(json.dumps({"resourceType": "Patient", "id": "example"}))
+    testscript = script([], fixture=[{"id": "a", "resource": {"reference": "Patient/example"}},
+                                     {"id": "b", "resource": {"reference": "Observation/example"}}])
+    fixtures, missing = load_fixtures(testscript, None, tmp_path)
+    assert not fixtures
+    assert missing["a"].endswith("Patient-example.json holds Patient/other, not Patient/example")
+    assert missing["b"].endswith("Observation-example.json holds Patient/example, not Observation/example")
+
+
+def test_fixture_from_the_examples_is_sent_and_read(tmp_path: Path) -> None:
+    (tmp_path / "Patient-example.json").write_text(json.dumps({**PATIENT, "id": "example"}))
+    peer = Peer(lambda request: fhir(201 if request.method == "PUT" else 200, {**PATIENT, "id": "example"}))
+    result = peer.run(script([op("update", resource="Patient", params="/${Id}", sourceId="pat"),
+                              check(responseCode="201")],
+                             fixture=[{"id": "pat", "resource": {"reference": "Patient/example"}}],
+                             variable=[{"name": "Id", "path": "Patient/id", "sourceId": "pat"}]),
+                      None, examples_dir=tmp_path)
+    assert result.passed and statuses(result) == ["pass", "pass"], result.report()
+    assert str(peer.requests[0].url) == f"{BASE}/Patient/example"
+    assert json.loads(peer.requests[0].content)["name"] == PATIENT["name"]
+
+
+def test_spec_testscripts_find_their_fixtures_in_the_r4_examples() -> None:
+    corpora = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+    spec, examples = corpora / "testscripts" / "fhir-r4-spec-examples", corpora / "fhir-r4-examples"
+    if not spec.is_dir() or not examples.is_dir():
+        pytest.skip(f"the corpora are not present at {corpora}")
+    for name in ("", "-history", "-search", "-update"):
+        testscript = json.loads((spec / f"TestScript-testscript-example{name}.json").read_text(encoding="utf-8"))
+        fixtures, missing = load_fixtures(testscript, spec, examples)
+        assert not missing, missing
+        assert fixtures["fixture-patient-create"]["id"] == "example"
+        assert "not a local file" in static_problems(testscript, spec)[0]  # the examples are needed
 
 
 def test_report_lists_every_action() -> None:

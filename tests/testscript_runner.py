@@ -26,6 +26,10 @@ small):
   templates; the specification requires the body id to match the URL).
 - ``targetId`` names the id the server gave the fixture (from the response body or
   ``Location``), falling back to the fixture's own id.
+- A fixture's ``resource.reference`` is a ``#contained`` resource, a path relative to the
+  fixture directory, or a literal ``Type/id`` naming an example stored as ``Type-id.json`` (the
+  layout of the FHIR npm packages) beside the script or in ``examples_dir``; the file must hold
+  that type and id.
 - ``validateProfileId`` is skipped (no validator here); ``navigationLinks`` requires the
   Bundle's ``self`` link, the only link R4 search requires.
 """
@@ -217,14 +221,15 @@ def _id_from_location(location: str) -> tuple[str | None, str | None]:
 
 class Runner:
     def __init__(self, script: dict, base_url: str, fixture_dir: Path | None,
-                 client: httpx.Client, variables: dict[str, str] | None = None) -> None:
+                 client: httpx.Client, variables: dict[str, str] | None = None,
+                 examples_dir: Path | None = None) -> None:
         self.script = script
         self.base = base_url.rstrip("/")
         self.client = client
         self.overrides = dict(variables or {})
         self.result = TestScriptResult(script.get("name") or script.get("id") or "?")
         self.variables = {v["name"]: v for v in script.get("variable", [])}
-        self.fixtures, self.missing = load_fixtures(script, fixture_dir)
+        self.fixtures, self.missing = load_fixtures(script, fixture_dir, examples_dir)
         self.responses: dict[str, Exchange] = {}
         self.unavailable: dict[str, str] = {}  # responseId of a skipped operation -> why
         self.server_ids: dict[str, tuple[str, str | None]] = {}  # fixture/response id -> (id, vid)
@@ -555,35 +560,81 @@ def evaluate(resource: Any, expression: str) -> list[Any]:
         raise Fail(f"FHIRPath {expression!r} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def load_fixtures(script: dict, fixture_dir: Path | None) -> tuple[dict[str, dict], dict[str, str]]:
-    """Fixture id -> resource (contained, or a JSON file under ``fixture_dir``); and id -> why missing."""
+_LITERAL_REFERENCE = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})")
+
+
+def fixture_candidates(ref: str, fixture_dir: Path | None, examples_dir: Path | None) -> list[Path]:
+    """The files a fixture's ``resource.reference`` may name, in the order they are tried.
+
+    A relative path (``Patient/p.json``) is read under ``fixture_dir``. A literal reference
+    ``Type/id`` may also name an example resource stored the way the FHIR specification's npm
+    packages store them (``Type-id.json``): first beside the script (``fixture_dir``), then
+    under ``examples_dir``.
+    """
+    if not ref or ref.startswith(("#", "http:", "https:", "urn:")):
+        return []
+    candidates = [fixture_dir / ref] if fixture_dir else []
+    match = _LITERAL_REFERENCE.fullmatch(ref)
+    if match and not ref.endswith((".json", ".xml")):  # Patient/p.json is a file name, not an id
+        name = f"{match.group(1)}-{match.group(2)}.json"
+        candidates += [folder / name for folder in (fixture_dir, examples_dir) if folder]
+    return candidates
+
+
+def _read_fixture(path: Path, ref: str) -> dict:
+    resource = json.loads(path.read_text(encoding="utf-8"))
+    match = _LITERAL_REFERENCE.fullmatch(ref)
+    if match and path.name == f"{match.group(1)}-{match.group(2)}.json":
+        found = (resource.get("resourceType"), resource.get("id"))
+        if found != match.groups():
+            raise ValueError(f"{path} holds {found[0]}/{found[1]}, not {ref}")
+    return resource
+
+
+def load_fixtures(script: dict, fixture_dir: Path | None,
+                  examples_dir: Path | None = None) -> tuple[dict[str, dict], dict[str, str]]:
+    """Fixture id -> resource (contained, or a JSON file, see :func:`fixture_candidates`); and id -> why missing."""
     fixtures: dict[str, dict] = {}
     missing: dict[str, str] = {}
     contained = {r.get("id"): r for r in script.get("contained", [])}
     for fixture in script.get("fixture", []):
         ref = (fixture.get("resource") or {}).get("reference", "")
-        path = fixture_dir / ref if fixture_dir and ref and not ref.startswith(("#", "http")) else None
         if ref.startswith("#") and ref[1:] in contained:
             fixtures[fixture["id"]] = contained[ref[1:]]
-        elif path is not None and path.is_file():
-            fixtures[fixture["id"]] = json.loads(path.read_text(encoding="utf-8"))
+            continue
+        candidates = fixture_candidates(ref, fixture_dir, examples_dir)
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is not None:
+            try:
+                fixtures[fixture["id"]] = _read_fixture(path, ref)
+            except ValueError as exc:  # not JSON, or another resource than the reference names
+                missing[fixture["id"]] = f"fixture {fixture['id']!r} references {ref!r}, but {exc}"
+            continue
+        if candidates:
+            where = f"(tried {', '.join(map(str, candidates))})"
+        elif ref.startswith("#"):
+            where = "(no such contained resource)"
         else:
-            where = f"under {fixture_dir}" if fixture_dir else "(no fixture directory)"
-            missing[fixture["id"]] = f"fixture {fixture['id']!r} references {ref!r}, which is not a local file {where}"
+            where = "(no fixture directory)" if not (fixture_dir or examples_dir) else "(not a relative reference)"
+        missing[fixture["id"]] = f"fixture {fixture['id']!r} references {ref!r}, which is not a local file {where}"
     return fixtures, missing
 
 
-def static_problems(script: dict, fixture_dir: Path | None) -> list[str]:
+def static_problems(script: dict, fixture_dir: Path | None, examples_dir: Path | None = None) -> list[str]:
     """Reasons the script cannot run against a single server from local files."""
-    problems = list(load_fixtures(script, fixture_dir)[1].values())
+    problems = list(load_fixtures(script, fixture_dir, examples_dir)[1].values())
     if script.get("origin") or script.get("destination"):
         problems.append("it declares origin/destination systems (multi-system test of a client under test)")
     return problems
 
 
 def run_testscript(script: dict, base_url: str, fixture_dir: Path | None, *,
-                   variables: dict[str, str] | None = None,
+                   examples_dir: Path | None = None, variables: dict[str, str] | None = None,
                    transport: httpx.BaseTransport | None = None, timeout: float = 30.0) -> TestScriptResult:
-    """Run ``script`` against the FHIR server at ``base_url``; fixtures are read from ``fixture_dir``."""
+    """Run ``script`` against the FHIR server at ``base_url``.
+
+    Fixtures are read from ``fixture_dir``; a ``Type/id`` reference not found there is read from
+    ``examples_dir/Type-id.json`` (e.g. the R4 examples package the spec's TestScripts come with).
+    """
     with httpx.Client(transport=transport, timeout=timeout, follow_redirects=False) as client:
-        return Runner(script, base_url, fixture_dir, client, variables).run()
+        return Runner(script, base_url, fixture_dir, client, variables, examples_dir).run()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, false, func, insert, or_, select, tuple_
+from sqlalchemy import Row, delete, false, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from fhir_exchange.errors import Forbidden, Gone, InvalidRequest, NotFound, PreconditionFailed
@@ -41,6 +41,11 @@ from fhir_exchange.store.models import (
 )
 from fhir_exchange.store.search_sql import SearchSQL
 
+_RESOURCE = ResourceRow.__table__
+_VERSION = ResourceVersion.__table__
+_INSERT_RESOURCE = insert(_RESOURCE).returning(_RESOURCE.c.pk)
+_INSERT_VERSION = insert(_VERSION)
+_INDEX_INSERTS = {table: insert(table.__table__) for table in INDEX_TABLES}
 MAX_INCLUDE_ITERATIONS = 4
 SNAPSHOT_LIFETIME = timedelta(hours=1)
 _ENTRY_TABLES: dict[type, Any] = {
@@ -124,11 +129,11 @@ class FhirRepository:
 
     # --- reads -------------------------------------------------------------------------------
 
-    def _row(self, resource_type: str, resource_id: str, *, for_update: bool = False) -> ResourceRow | None:
-        stmt = select(ResourceRow).where(ResourceRow.res_type == resource_type, ResourceRow.res_id == resource_id)
+    def _row(self, resource_type: str, resource_id: str, *, for_update: bool = False) -> Row[Any] | None:
+        stmt = select(_RESOURCE).where(_RESOURCE.c.res_type == resource_type, _RESOURCE.c.res_id == resource_id)
         if for_update:
             stmt = stmt.with_for_update()
-        return self.session.execute(stmt).scalar_one_or_none()
+        return self.session.execute(stmt).first()
 
     def current_version(self, resource_type: str, resource_id: str) -> tuple[int, bool] | None:
         """(version, deleted) of the current version, without content; None if never written."""
@@ -168,7 +173,7 @@ class FhirRepository:
         """The current versions of ``pks``, in that order, released through the gate."""
         if not pks:
             return []
-        rows = self.session.execute(select(ResourceRow).where(ResourceRow.pk.in_(list(pks)))).scalars().all()
+        rows = self.session.execute(select(_RESOURCE).where(_RESOURCE.c.pk.in_(list(pks)))).all()
         by_pk = {row.pk: row for row in rows if not row.deleted}
         return self._release_all(_from_row(by_pk[pk]) for pk in pks if pk in by_pk)
 
@@ -210,21 +215,20 @@ class FhirRepository:
         if row.deleted:
             return None
         moment = max(_now(), row.last_updated + timedelta(milliseconds=1))
-        row.version_id += 1
-        row.last_updated = moment
-        row.deleted = True
-        row.content = None
-        self._clear_index(row.pk)
-        version = ResourceVersion(
-            resource_pk=row.pk, res_type=resource_type, res_id=resource_id, version_id=row.version_id,
-            last_updated=moment, method="DELETE", deleted=True, content=None,
+        version_id = row.version_id + 1
+        self.session.execute(
+            update(_RESOURCE).where(_RESOURCE.c.pk == row.pk)
+            .values(version_id=version_id, last_updated=moment, deleted=True, content=None)
         )
-        self.session.add(version)
-        self.session.flush()
-        return _from_version(version)
+        self._clear_index(row.pk)
+        self.session.execute(_INSERT_VERSION, {
+            "resource_pk": row.pk, "res_type": resource_type, "res_id": resource_id, "version_id": version_id,
+            "last_updated": moment, "method": "DELETE", "deleted": True, "content": None,
+        })
+        return StoredResource(row.pk, resource_type, resource_id, version_id, moment, True, "DELETE", None)
 
     def _write(
-        self, resource_type: str, resource_id: str, content: dict[str, Any], method: str, row: ResourceRow | None
+        self, resource_type: str, resource_id: str, content: dict[str, Any], method: str, row: Row[Any] | None
     ) -> StoredResource:
         moment = _now() if row is None else max(_now(), row.last_updated + timedelta(milliseconds=1))
         version_id = 1 if row is None else row.version_id + 1
@@ -237,30 +241,27 @@ class FhirRepository:
         # key order: resourceType, id, meta first, as servers conventionally return them
         document = {"resourceType": resource_type, "id": resource_id, "meta": meta, **document}
         if row is None:
-            row = ResourceRow(
-                res_type=resource_type, res_id=resource_id, version_id=version_id,
-                last_updated=moment, deleted=False, content=document,
-            )
-            self.session.add(row)
-            self.session.flush()
+            pk = self.session.execute(_INSERT_RESOURCE, {
+                "res_type": resource_type, "res_id": resource_id, "version_id": version_id,
+                "last_updated": moment, "deleted": False, "content": document,
+            }).scalar_one()
         else:
-            row.version_id = version_id
-            row.last_updated = moment
-            row.deleted = False
-            row.content = document
-            self._clear_index(row.pk)
-        version = ResourceVersion(
-            resource_pk=row.pk, res_type=resource_type, res_id=resource_id, version_id=version_id,
-            last_updated=moment, method=method, deleted=False, content=document,
-        )
-        self.session.add(version)
-        self._write_index(row.pk, resource_type, document)
-        self.session.flush()
-        return StoredResource(row.pk, resource_type, resource_id, version_id, moment, False, method, document)
+            pk = row.pk
+            self.session.execute(
+                update(_RESOURCE).where(_RESOURCE.c.pk == pk)
+                .values(version_id=version_id, last_updated=moment, deleted=False, content=document)
+            )
+            self._clear_index(pk)
+        self.session.execute(_INSERT_VERSION, {
+            "resource_pk": pk, "res_type": resource_type, "res_id": resource_id, "version_id": version_id,
+            "last_updated": moment, "method": method, "deleted": False, "content": document,
+        })
+        self._write_index(pk, resource_type, document)
+        return StoredResource(pk, resource_type, resource_id, version_id, moment, False, method, document)
 
     def _clear_index(self, pk: int) -> None:
         for table in INDEX_TABLES:
-            self.session.execute(delete(table).where(table.resource_pk == pk))
+            self.session.execute(delete(table.__table__).where(table.__table__.c.resource_pk == pk))
 
     def _write_index(self, pk: int, resource_type: str, document: dict[str, Any]) -> None:
         rows: dict[Any, list[dict[str, Any]]] = {}
@@ -274,7 +275,7 @@ class FhirRepository:
             values["res_type"] = resource_type
             rows.setdefault(table, []).append(values)
         for table, batch in rows.items():
-            self.session.execute(insert(table), batch)
+            self.session.execute(_INDEX_INSERTS[table], batch)
 
     # --- search ------------------------------------------------------------------------------
 
@@ -424,7 +425,7 @@ class FhirRepository:
         return {(t, i) for t, i in self.session.execute(stmt)}
 
 
-def _from_row(row: ResourceRow) -> StoredResource:
+def _from_row(row: Row[Any]) -> StoredResource:
     method = "PUT" if row.version_id > 1 else "POST"
     return StoredResource(row.pk, row.res_type, row.res_id, row.version_id, row.last_updated, row.deleted,
                           "DELETE" if row.deleted else method, row.content)

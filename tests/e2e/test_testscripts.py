@@ -1,6 +1,8 @@
 """The shipped FHIR TestScripts, run against the live server (SQLite and PostgreSQL).
 
-``test_testscript`` runs each script as shipped. A script is skipped only when it cannot run
+``test_testscript`` runs each script as shipped. Fixtures are the scripts' own files; the R4
+spec's scripts reference theirs as ``Patient/example`` etc., the R4 examples shipped with them,
+read from ``fhir-r4-examples/<Type>-<id>.json``. A script is skipped only when it cannot run
 on any server: it references fixtures that are not in the corpus, it is a multi-system script
 (origin/destination: a client under test), or every action needs XML, which BayLink refuses
 with 415. Anything else that fails is a failure.
@@ -29,6 +31,9 @@ from tests.testscript_runner import TestScriptResult, run_testscript, static_pro
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "testscripts"
 CRUCIBLE = CORPUS / "crucible-testscript-engine" / "TestScripts"
 SPEC = CORPUS / "fhir-r4-spec-examples"
+# The spec's TestScripts name their fixtures by literal reference (Patient/example, Patient/pat1):
+# the R4 examples from the same npm package (hl7.fhir.r4.examples), stored as <Type>-<id>.json.
+EXAMPLES = CORPUS.parent / "fhir-r4-examples"
 
 # Variables the scripts leave to the tester (they carry only a ``hint``): the search script's
 # test 01 creates its Peter Chalmers fixture, and test 02 searches for a known patient.
@@ -56,7 +61,7 @@ def _uses_xml(script: dict) -> bool:
 
 SCRIPTS = [pytest.param(p, id=_id(p)) for p in _script_files()] or [pytest.param(None, id="corpus-absent")]
 XML_SCRIPTS = [pytest.param(p, id=_id(p)) for p in _script_files()
-               if _uses_xml(_load(p)) and not static_problems(_load(p), p.parent)]
+               if _uses_xml(_load(p)) and not static_problems(_load(p), p.parent, EXAMPLES)]
 
 
 # ---------------------------------------------------------------- errata
@@ -156,7 +161,7 @@ def _script_or_skip(path: Path | None) -> tuple[dict, list[str]]:
     if path is None or not CORPUS.is_dir():
         pytest.skip(f"the TestScript corpus is not present at {CORPUS}")
     script, errata = _prepared(path)
-    problems = static_problems(script, path.parent)
+    problems = static_problems(script, path.parent, EXAMPLES)
     if problems:
         pytest.skip(f"{path.name} cannot run on any server: " + "; ".join(problems))
     return script, errata
@@ -168,7 +173,7 @@ def _run(script: dict, path: Path, base_url: str, errata: list[str]) -> TestScri
         response = httpx.put(f"{base_url}/Patient/example", json=known,
                              headers={"Content-Type": "application/fhir+json"})
         assert response.status_code in (200, 201), f"could not put the known Patient/example: {response.text}"
-    result = run_testscript(script, base_url, path.parent, variables=INPUTS)
+    result = run_testscript(script, base_url, path.parent, examples_dir=EXAMPLES, variables=INPUTS)
     report = result.report() + "".join(f"\nerratum applied: {reason}" for reason in errata)
     print(report)
     assert result.passed, report
