@@ -31,8 +31,9 @@ class Settings(BaseSettings):
     port: int = 8000
     default_page_size: int = 20
     max_page_size: int = 1000
-    # Searches larger than this are refused rather than snapshotted (ask for a narrower search).
-    max_search_results: int = 100_000
+    # A search keeps the ordered ids of all its matches for stable paging; one that matches
+    # more than this is refused with a 400 asking for a narrower search.
+    max_search_results: int = 1_000_000
 
     @model_validator(mode="after")
     def _refuse_development_defaults_in_production(self) -> Settings:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fhir_exchange.errors import InvalidRequest, NotFound, PreconditionFailed
-from fhir_exchange.search.params import SearchParser, SearchQuery
+from fhir_exchange.search.params import SearchParser, SearchQuery, non_negative_int
 from fhir_exchange.search.values import parse_date_range
 from fhir_exchange.store.repository import FhirRepository, StoredResource, fhir_instant
 from fhir_exchange.summary import shape_resource
@@ -252,19 +252,16 @@ class FhirService:
                     low, _ = parse_date_range(raw)
                 except ValueError as exc:
                     raise InvalidRequest(f"_since: '{raw}' is not a valid instant: {exc}") from None
-                from datetime import UTC
-
                 since = low.replace(tzinfo=UTC)
             elif key == "_count":
-                count = min(self.parser._non_negative_int(key, raw), self.config.max_count) or self.config.default_count
+                count = non_negative_int(key, raw, self.config.max_count) or self.config.default_count
             elif key == "_offset":
-                offset = self.parser._non_negative_int(key, raw)
+                offset = non_negative_int(key, raw)
             elif key == "_snapshot":
-                at_most = self.parser._non_negative_int(key, raw)
-            elif key in ("_format", "_pretty", "_at", "_list"):
-                if key in ("_at", "_list"):
-                    raise InvalidRequest(f"history parameter {key} is not supported by this server")
-            else:
+                at_most = non_negative_int(key, raw)
+            elif key in ("_at", "_list"):
+                raise InvalidRequest(f"history parameter {key} is not supported by this server")
+            elif key not in ("_format", "_pretty"):
                 raise InvalidRequest(f"unknown history parameter '{key}'")
         versions, total, at_most = self.repo.history(
             resource_type, resource_id, since=since, at_most_pk=at_most, count=count, offset=offset

@@ -32,7 +32,7 @@ class FhirRuntime:
     config: ServiceConfig = field(default_factory=ServiceConfig)
     public_base_url: str = ""
     context_provider: Callable[[Request], RequestContext] = anonymous_context
-    max_search_results: int = 100_000
+    max_search_results: int = 1_000_000
 
 
 class UnitOfWork:

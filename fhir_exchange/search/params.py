@@ -76,7 +76,7 @@ class Criterion:
     modifier: str | None = None
     values: tuple[SearchValue, ...] = ()
     chain_types: tuple[str, ...] = ()
-    chained: Criterion | None = None
+    chained: tuple[Criterion, ...] = ()  # one per chain type, parsed against that type
     has: HasClause | None = None
 
 
@@ -120,31 +120,25 @@ class SearchQuery:
     ignored: list[str] = field(default_factory=list)  # unknown parameters ignored (lenient handling)
 
 
-def _split_values(raw: str) -> list[str]:
-    """Split on commas that are not escaped with a backslash; unescape `\\,` `\\|` `\\$` `\\\\`."""
+def non_negative_int(key: str, raw: str, upper: int | None = None) -> int:
+    """A whole-number parameter (``_count``, ``_offset``), refused with a 400 naming it."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{key} must be a whole number; got '{raw}'") from None
+    if value < 0:
+        raise InvalidRequest(f"{key} must not be negative; got '{raw}'")
+    return min(value, upper) if upper is not None else value
+
+
+def _split_escaped(raw: str, sep: str, *, unescape: bool = True) -> list[str]:
+    """Split ``raw`` on ``sep`` where it is not escaped with a backslash (search.html#escaping).
+    With ``unescape`` the escapes are removed; without, they are kept for a later split."""
     parts, current, i = [], [], 0
     while i < len(raw):
         ch = raw[i]
         if ch == "\\" and i + 1 < len(raw):
-            current.append(raw[i : i + 2])
-            i += 2
-            continue
-        if ch == ",":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    parts.append("".join(current))
-    return parts
-
-
-def _split_escaped(raw: str, sep: str) -> list[str]:
-    parts, current, i = [], [], 0
-    while i < len(raw):
-        ch = raw[i]
-        if ch == "\\" and i + 1 < len(raw):
-            current.append(raw[i + 1])
+            current.append(raw[i + 1] if unescape else raw[i : i + 2])
             i += 2
             continue
         if ch == sep:
@@ -155,6 +149,11 @@ def _split_escaped(raw: str, sep: str) -> list[str]:
         i += 1
     parts.append("".join(current))
     return parts
+
+
+def _split_values(raw: str) -> list[str]:
+    """The OR-ed values of a parameter: split on unescaped commas, escapes kept."""
+    return _split_escaped(raw, ",", unescape=False)
 
 
 def _unescape(raw: str) -> str:
@@ -209,9 +208,9 @@ class SearchParser:
 
     def _result_parameter(self, query: SearchQuery, key: str, raw: str) -> None:
         if key == "_count":
-            query.count = self._non_negative_int(key, raw, upper=self._max_count)
+            query.count = non_negative_int(key, raw, upper=self._max_count)
         elif key == "_offset":
-            query.offset = self._non_negative_int(key, raw)
+            query.offset = non_negative_int(key, raw)
         elif key == "_total":
             if raw not in TOTAL_MODES:
                 raise InvalidRequest(f"_total must be one of none, accurate, estimate; got '{raw}'")
@@ -241,16 +240,6 @@ class SearchParser:
         (query.includes if base == "_include" else query.revincludes).append(include)
         query.used.append((key, raw))
         return True
-
-    @staticmethod
-    def _non_negative_int(key: str, raw: str, upper: int | None = None) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise InvalidRequest(f"{key} must be a whole number; got '{raw}'") from None
-        if value < 0:
-            raise InvalidRequest(f"{key} must not be negative; got '{raw}'")
-        return min(value, upper) if upper is not None else value
 
     def _sort(self, resource_type: str, raw: str) -> list[SortKey]:
         keys = []
@@ -317,9 +306,8 @@ class SearchParser:
                 f"'{key}': no target type of {resource_type}.{param.code} has a search parameter '{tail_code}'",
                 expression=[key],
             )
-        chained = [self._criterion(t, tail, raw) for t in types]
-        # The chained criterion is parsed per target type; they differ only in resource_type.
-        return Criterion(param, modifier, chain_types=types, chained=chained[0])
+        chained = tuple(self._criterion(t, tail, raw) for t in types)
+        return Criterion(param, modifier, chain_types=types, chained=chained)
 
     def _has(self, resource_type: str, key: str, raw: str) -> Criterion:
         parts = key.split(":", 3)

@@ -122,23 +122,24 @@ class SearchSnapshot(Base):
 
 
 
-class StringIndex(Base):
-    __tablename__ = "idx_string"
+class IndexRow:
+    """The columns every search index row has: which resource, its type, which parameter."""
+
     id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True, autoincrement=True)
     resource_pk: Mapped[int] = mapped_column(ForeignKey("resource.pk", ondelete="CASCADE"), index=True)
     res_type: Mapped[str] = mapped_column(String(64))
     param: Mapped[str] = mapped_column(String(100))
+
+
+class StringIndex(IndexRow, Base):
+    __tablename__ = "idx_string"
     value: Mapped[str] = mapped_column(String(255))
     exact: Mapped[str] = mapped_column(Text)
     __table_args__ = (Index("ix_idx_string_lookup", "res_type", "param", "value"),)
 
 
-class TokenIndex(Base):
+class TokenIndex(IndexRow, Base):
     __tablename__ = "idx_token"
-    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True, autoincrement=True)
-    resource_pk: Mapped[int] = mapped_column(ForeignKey("resource.pk", ondelete="CASCADE"), index=True)
-    res_type: Mapped[str] = mapped_column(String(64))
-    param: Mapped[str] = mapped_column(String(100))
     system: Mapped[str | None] = mapped_column(String(255), nullable=True)
     code: Mapped[str | None] = mapped_column(String(255), nullable=True)
     text: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -147,23 +148,15 @@ class TokenIndex(Base):
     __table_args__ = (Index("ix_idx_token_lookup", "res_type", "param", "code", "system"),)
 
 
-class DateIndex(Base):
+class DateIndex(IndexRow, Base):
     __tablename__ = "idx_date"
-    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True, autoincrement=True)
-    resource_pk: Mapped[int] = mapped_column(ForeignKey("resource.pk", ondelete="CASCADE"), index=True)
-    res_type: Mapped[str] = mapped_column(String(64))
-    param: Mapped[str] = mapped_column(String(100))
     low: Mapped[datetime] = mapped_column(DateTime(timezone=False))  # naive UTC
     high: Mapped[datetime] = mapped_column(DateTime(timezone=False))  # naive UTC
     __table_args__ = (Index("ix_idx_date_lookup", "res_type", "param", "low", "high"),)
 
 
-class ReferenceIndex(Base):
+class ReferenceIndex(IndexRow, Base):
     __tablename__ = "idx_reference"
-    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True, autoincrement=True)
-    resource_pk: Mapped[int] = mapped_column(ForeignKey("resource.pk", ondelete="CASCADE"), index=True)
-    res_type: Mapped[str] = mapped_column(String(64))
-    param: Mapped[str] = mapped_column(String(100))
     target_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
     target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     url: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -173,12 +166,8 @@ class ReferenceIndex(Base):
     )
 
 
-class QuantityIndex(Base):
+class QuantityIndex(IndexRow, Base):
     __tablename__ = "idx_quantity"
-    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True, autoincrement=True)
-    resource_pk: Mapped[int] = mapped_column(ForeignKey("resource.pk", ondelete="CASCADE"), index=True)
-    res_type: Mapped[str] = mapped_column(String(64))
-    param: Mapped[str] = mapped_column(String(100))
     value: Mapped[float] = mapped_column(Float)
     system: Mapped[str | None] = mapped_column(String(255), nullable=True)
     code: Mapped[str | None] = mapped_column(String(100), nullable=True)
@@ -186,22 +175,14 @@ class QuantityIndex(Base):
     __table_args__ = (Index("ix_idx_quantity_lookup", "res_type", "param", "value"),)
 
 
-class NumberIndex(Base):
+class NumberIndex(IndexRow, Base):
     __tablename__ = "idx_number"
-    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True, autoincrement=True)
-    resource_pk: Mapped[int] = mapped_column(ForeignKey("resource.pk", ondelete="CASCADE"), index=True)
-    res_type: Mapped[str] = mapped_column(String(64))
-    param: Mapped[str] = mapped_column(String(100))
     value: Mapped[float] = mapped_column(Float)
     __table_args__ = (Index("ix_idx_number_lookup", "res_type", "param", "value"),)
 
 
-class UriIndex(Base):
+class UriIndex(IndexRow, Base):
     __tablename__ = "idx_uri"
-    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True, autoincrement=True)
-    resource_pk: Mapped[int] = mapped_column(ForeignKey("resource.pk", ondelete="CASCADE"), index=True)
-    res_type: Mapped[str] = mapped_column(String(64))
-    param: Mapped[str] = mapped_column(String(100))
     value: Mapped[str] = mapped_column(Text)
     __table_args__ = (Index("ix_idx_uri_lookup", "res_type", "param", "value"),)
 

@@ -92,7 +92,7 @@ class FhirRepository:
         gate: ReleaseGate,
         *,
         base_urls: tuple[str, ...] = (),
-        max_search_results: int = 100_000,
+        max_search_results: int = 1_000_000,
     ) -> None:
         self.session = session
         self.context = context

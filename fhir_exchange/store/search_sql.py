@@ -72,7 +72,7 @@ class SearchSQL:
     def criterion(self, resource_type: str, c: Criterion, pk_col: Any, id_col: Any) -> ColumnElement[bool]:
         if c.has is not None:
             return id_col.in_(self._has_subquery(resource_type, c))
-        if c.chained is not None:
+        if c.chained:
             return pk_col.in_(self._chain_subquery(resource_type, c))
         p = c.param
         if p.code == "_id":
@@ -226,12 +226,11 @@ class SearchSQL:
     # --- chains ------------------------------------------------------------------------------
 
     def _chain_subquery(self, resource_type: str, c: Criterion) -> Select[Any]:
-        assert c.chained is not None
         ref = ReferenceIndex
         branches = []
-        for target_type in c.chain_types:
+        for target_type, chained in zip(c.chain_types, c.chained, strict=True):
             target = ResourceRow.__table__.alias()
-            inner = self.criterion(target_type, c.chained, target.c.pk, target.c.res_id)
+            inner = self.criterion(target_type, chained, target.c.pk, target.c.res_id)
             ids = select(target.c.res_id).where(target.c.res_type == target_type, target.c.deleted == false(), inner)
             branches.append(and_(ref.target_type == target_type, ref.target_id.in_(ids)))
         return select(ref.resource_pk).where(ref.res_type == resource_type, ref.param == c.param.code, or_(*branches))
