@@ -1,16 +1,23 @@
 """The Celery app. ``make run`` runs tasks eagerly in-process (BAYLINK_CELERY_EAGER=true);
-docker-compose runs a worker and beat against Redis."""
+docker-compose runs a worker and beat against Redis.
+
+Tasks take ids or nothing as arguments, reload what they need, and are safe to run twice.
+"""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from celery import Celery
 
 from baylink.settings import get_settings
+from fhir_exchange.store.db import make_engine, make_sessionmaker
+from fhir_exchange.store.repository import purge_expired_snapshots
 
 
 def make_celery() -> Celery:
     settings = get_settings()
-    app = Celery("baylink", broker=settings.broker_url, include=[])
+    app = Celery("baylink", broker=settings.broker_url)
     app.conf.update(
         task_always_eager=settings.celery_eager,
         task_eager_propagates=True,
@@ -20,8 +27,22 @@ def make_celery() -> Celery:
         timezone="UTC",
         enable_utc=True,
         broker_connection_retry_on_startup=True,
+        beat_schedule={
+            "purge-search-snapshots": {"task": "baylink.purge_search_snapshots", "schedule": timedelta(minutes=15)},
+        },
     )
     return app
 
 
 celery_app = make_celery()
+
+
+@celery_app.task(name="baylink.purge_search_snapshots")
+def purge_search_snapshots() -> int:
+    """Remove expired search result snapshots (they back the paging links for an hour)."""
+    engine = make_engine(get_settings().database_url)
+    try:
+        with make_sessionmaker(engine)() as session, session.begin():
+            return purge_expired_snapshots(session)
+    finally:
+        engine.dispose()

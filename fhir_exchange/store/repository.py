@@ -364,7 +364,6 @@ class FhirRepository:
     def save_snapshot(self, resource_type: str, query_string: str, pks: list[int]) -> str:
         snapshot_id = str(uuid.uuid4())
         now = _now()
-        self.session.execute(delete(SearchSnapshot).where(SearchSnapshot.created < now - SNAPSHOT_LIFETIME))
         self.session.add(
             SearchSnapshot(id=snapshot_id, created=now, res_type=resource_type, query=query_string,
                            total=len(pks), pks=pks)
@@ -434,3 +433,10 @@ def _from_row(row: Row[Any]) -> StoredResource:
 def _from_version(version: ResourceVersion) -> StoredResource:
     return StoredResource(version.resource_pk, version.res_type, version.res_id, version.version_id,
                           version.last_updated, version.deleted, version.method, version.content)
+
+
+def purge_expired_snapshots(session: Session, now: datetime | None = None) -> int:
+    """Delete search snapshots past their lifetime; returns how many. Run periodically."""
+    cutoff = (now or _now()) - SNAPSHOT_LIFETIME
+    result = session.execute(delete(SearchSnapshot).where(SearchSnapshot.created < cutoff))
+    return result.rowcount or 0
