@@ -121,12 +121,14 @@ class SearchSnapshot(Base):
     __table_args__ = (Index("ix_search_snapshot_created", "created"),)
 
 
-
 class IndexRow:
-    """The columns every search index row has: which resource, its type, which parameter."""
+    """The columns every search index row has: which resource, its type, which parameter.
+
+    Each table's lookup index ends in ``resource_pk``: a search reads matching resources from
+    the index alone, and checks a candidate resource with one seek."""
 
     id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True, autoincrement=True)
-    resource_pk: Mapped[int] = mapped_column(ForeignKey("resource.pk", ondelete="CASCADE"), index=True)
+    resource_pk: Mapped[int] = mapped_column(ForeignKey("resource.pk", ondelete="CASCADE"))
     res_type: Mapped[str] = mapped_column(String(64))
     param: Mapped[str] = mapped_column(String(100))
 
@@ -135,7 +137,10 @@ class StringIndex(IndexRow, Base):
     __tablename__ = "idx_string"
     value: Mapped[str] = mapped_column(String(255))
     exact: Mapped[str] = mapped_column(Text)
-    __table_args__ = (Index("ix_idx_string_lookup", "res_type", "param", "value"),)
+    __table_args__ = (
+        Index("ix_idx_string_resource", "resource_pk", "param"),
+        Index("ix_idx_string_lookup", "res_type", "param", "value", "resource_pk"),
+    )
 
 
 class TokenIndex(IndexRow, Base):
@@ -145,14 +150,20 @@ class TokenIndex(IndexRow, Base):
     text: Mapped[str | None] = mapped_column(String(255), nullable=True)
     type_system: Mapped[str | None] = mapped_column(String(255), nullable=True)
     type_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    __table_args__ = (Index("ix_idx_token_lookup", "res_type", "param", "code", "system"),)
+    __table_args__ = (
+        Index("ix_idx_token_resource", "resource_pk", "param"),
+        Index("ix_idx_token_lookup", "res_type", "param", "code", "system", "resource_pk"),
+    )
 
 
 class DateIndex(IndexRow, Base):
     __tablename__ = "idx_date"
     low: Mapped[datetime] = mapped_column(DateTime(timezone=False))  # naive UTC
     high: Mapped[datetime] = mapped_column(DateTime(timezone=False))  # naive UTC
-    __table_args__ = (Index("ix_idx_date_lookup", "res_type", "param", "low", "high"),)
+    __table_args__ = (
+        Index("ix_idx_date_resource", "resource_pk", "param"),
+        Index("ix_idx_date_lookup", "res_type", "param", "low", "high", "resource_pk"),
+    )
 
 
 class ReferenceIndex(IndexRow, Base):
@@ -161,7 +172,8 @@ class ReferenceIndex(IndexRow, Base):
     target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     url: Mapped[str | None] = mapped_column(Text, nullable=True)
     __table_args__ = (
-        Index("ix_idx_reference_lookup", "res_type", "param", "target_id", "target_type"),
+        Index("ix_idx_reference_resource", "resource_pk", "param"),
+        Index("ix_idx_reference_lookup", "res_type", "param", "target_id", "target_type", "resource_pk"),
         Index("ix_idx_reference_target", "target_type", "target_id"),
     )
 
@@ -172,19 +184,28 @@ class QuantityIndex(IndexRow, Base):
     system: Mapped[str | None] = mapped_column(String(255), nullable=True)
     code: Mapped[str | None] = mapped_column(String(100), nullable=True)
     unit: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    __table_args__ = (Index("ix_idx_quantity_lookup", "res_type", "param", "value"),)
+    __table_args__ = (
+        Index("ix_idx_quantity_resource", "resource_pk", "param"),
+        Index("ix_idx_quantity_lookup", "res_type", "param", "value", "resource_pk"),
+    )
 
 
 class NumberIndex(IndexRow, Base):
     __tablename__ = "idx_number"
     value: Mapped[float] = mapped_column(Float)
-    __table_args__ = (Index("ix_idx_number_lookup", "res_type", "param", "value"),)
+    __table_args__ = (
+        Index("ix_idx_number_resource", "resource_pk", "param"),
+        Index("ix_idx_number_lookup", "res_type", "param", "value", "resource_pk"),
+    )
 
 
 class UriIndex(IndexRow, Base):
     __tablename__ = "idx_uri"
     value: Mapped[str] = mapped_column(Text)
-    __table_args__ = (Index("ix_idx_uri_lookup", "res_type", "param", "value"),)
+    __table_args__ = (
+        Index("ix_idx_uri_resource", "resource_pk", "param"),
+        Index("ix_idx_uri_lookup", "res_type", "param", "value"),
+    )
 
 
 INDEX_TABLES = (StringIndex, TokenIndex, DateIndex, ReferenceIndex, QuantityIndex, NumberIndex, UriIndex)

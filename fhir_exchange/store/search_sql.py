@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, or_, select, true
 
 from fhir_exchange.errors import InvalidRequest
 from fhir_exchange.search.params import Criterion, ParamRef, SearchValue, SortKey
@@ -52,11 +52,24 @@ class SearchSQL:
     # --- entry points ----------------------------------------------------------------------
 
     def matching(self, resource_type: str, criteria: list[Criterion]) -> Select[Any]:
-        """SELECT pk of the live resources of ``resource_type`` that meet every criterion."""
-        r = ResourceRow
-        conditions = [r.res_type == resource_type, r.deleted == false()]
-        conditions += [self.criterion(resource_type, c, r.pk, r.res_id) for c in criteria]
-        return select(r.pk).where(*conditions)
+        """SELECT pk of the live resources of ``resource_type`` that meet every criterion.
+
+        One positive index criterion drives the query (``pk IN (index rows)``); the others are
+        checked per candidate (``EXISTS`` on the index by resource). Index rows carry the type,
+        so with a driver the resource table is reached by primary key only; without one, the
+        type's rows are scanned.
+        """
+        r = ResourceRow.__table__
+        return select(r.c.pk).where(*self._conditions(resource_type, criteria, r))
+
+    def _conditions(self, resource_type: str, criteria: list[Criterion], r: Any) -> list[ColumnElement[bool]]:
+        driver = _choose_driver(criteria)
+        conditions: list[ColumnElement[bool]] = [r.c.deleted == false()]
+        if driver is None:
+            conditions.append(r.c.res_type == resource_type)
+        for c in criteria:
+            conditions.append(self.criterion(resource_type, c, r, correlated=c is not driver))
+        return conditions
 
     def order_by(self, resource_type: str, sort: list[SortKey]) -> list[ColumnElement[Any]]:
         r = ResourceRow
@@ -69,7 +82,9 @@ class SearchSQL:
 
     # --- criteria --------------------------------------------------------------------------
 
-    def criterion(self, resource_type: str, c: Criterion, pk_col: Any, id_col: Any) -> ColumnElement[bool]:
+    def criterion(self, resource_type: str, c: Criterion, r: Any, *, correlated: bool = False) -> ColumnElement[bool]:
+        """The condition ``c`` puts on the resource table (or alias) ``r``."""
+        pk_col, id_col = r.c.pk, r.c.res_id
         if c.has is not None:
             return id_col.in_(self._has_subquery(resource_type, c))
         if c.chained:
@@ -78,7 +93,7 @@ class SearchSQL:
         if p.code == "_id":
             return self._id_clause(c, id_col)
         if p.code == "_lastUpdated":
-            return or_(*[self._date_clause(_aware(v), ResourceRow.last_updated, None) for v in c.values])
+            return or_(*[self._date_clause(_aware(v), r.c.last_updated, None) for v in c.values])
         table = TABLE_FOR_TYPE[p.type]
         base = [table.res_type == resource_type, table.param == p.code]
         if c.modifier == "missing":
@@ -92,6 +107,10 @@ class SearchSQL:
             inner = or_(*[self._value_clause(p, c.modifier, table, v, negate_ne=True) for v in c.values])
             return not_(pk_col.in_(select(table.resource_pk).where(*base, inner)))
         inner = or_(*[self._value_clause(p, c.modifier, table, v) for v in c.values])
+        if correlated:
+            # resource_pk implies the type: leaving res_type out keeps planners on the
+            # (resource_pk, param) index, one seek per candidate.
+            return exists().where(table.resource_pk == pk_col, table.param == p.code, inner)
         return pk_col.in_(select(table.resource_pk).where(*base, inner))
 
     def _id_clause(self, c: Criterion, id_col: Any) -> ColumnElement[bool]:
@@ -230,8 +249,7 @@ class SearchSQL:
         branches = []
         for target_type, chained in zip(c.chain_types, c.chained, strict=True):
             target = ResourceRow.__table__.alias()
-            inner = self.criterion(target_type, chained, target.c.pk, target.c.res_id)
-            ids = select(target.c.res_id).where(target.c.res_type == target_type, target.c.deleted == false(), inner)
+            ids = select(target.c.res_id).where(*self._conditions(target_type, [chained], target))
             branches.append(and_(ref.target_type == target_type, ref.target_id.in_(ids)))
         return select(ref.resource_pk).where(ref.res_type == resource_type, ref.param == c.param.code, or_(*branches))
 
@@ -239,7 +257,7 @@ class SearchSQL:
         assert c.has is not None
         ref = ReferenceIndex
         source = ResourceRow.__table__.alias()
-        inner = self.criterion(c.has.source_type, c.has.criterion, source.c.pk, source.c.res_id)
+        inner = self.criterion(c.has.source_type, c.has.criterion, source)
         return (
             select(ref.target_id)
             .join(source, source.c.pk == ref.resource_pk)
@@ -287,3 +305,20 @@ def _aware(v: SearchValue) -> SearchValue:
     low = v.low.replace(tzinfo=UTC) if isinstance(v.low, datetime) else v.low
     high = v.high.replace(tzinfo=UTC) if isinstance(v.high, datetime) else v.high
     return SearchValue(v.raw, v.prefix, low, high, v.number, v.system, v.code, v.has_system, v.type_code)
+
+
+# Without statistics, guess which criterion narrows most: references and identifiers first.
+_DRIVER_PRIORITY = {"reference": 0, "token": 1, "uri": 2, "string": 3, "quantity": 4, "number": 4, "date": 5}
+
+
+def _choose_driver(criteria: list[Criterion]) -> Criterion | None:
+    """The positive, plain index criterion to drive the search from, if any."""
+    candidates = [
+        c for c in criteria
+        if c.has is None and not c.chained and c.param.code not in ("_id", "_lastUpdated")
+        and c.modifier not in ("missing", "not")
+        and not (c.values and all(v.prefix == "ne" for v in c.values))
+    ]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: _DRIVER_PRIORITY.get(c.param.type, 9))

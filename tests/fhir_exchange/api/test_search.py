@@ -186,6 +186,10 @@ class TestQuantityNumberReference:
         assert ids(client, "/fhir/Observation", **{"patient.organization.name": "queen"}) == ["o1", "o2"]
         assert ids(client, "/fhir/Patient", **{"_has:Observation:patient:code": "2345-7"}) == ["p1", "p2"]
         assert ids(client, "/fhir/Patient", **{"_has:Observation:subject:value-quantity": "lt6"}) == ["p1"]
+        # the chained criterion applies to the target, not to the resource searched
+        assert ids(client, "/fhir/Observation", **{"subject._lastUpdated": "gt2000-01-01"}) == ["o1", "o2", "o3", "o4"]
+        assert ids(client, "/fhir/Observation", **{"subject._lastUpdated": "lt2000-01-01"}) == []
+        assert ids(client, "/fhir/Observation", **{"subject:Patient._id": "p2"}) == ["o3", "o4"]
 
     def test_include_revinclude_iterate(self, client) -> None:
         bundle = client.get("/fhir/Observation?_id=o1&_include=Observation:subject").json()
