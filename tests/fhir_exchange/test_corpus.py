@@ -64,6 +64,17 @@ def _bundles(kind: str) -> list[Path]:
     return found
 
 
+def _post_bundle(client, path: Path, response_type: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """POST a corpus bundle to the base; the response has its type and one entry per request."""
+    bundle = json.loads(path.read_text(encoding="utf-8"))
+    response = client.post("/fhir", json=bundle)
+    assert response.status_code == 200, f"{path.name}: {response.text[:800]}"
+    result = response.json()
+    assert result["type"] == response_type
+    assert len(result["entry"]) == len(bundle["entry"])
+    return result["entry"]
+
+
 # The spec's illustrative transaction asks for an operation (POST ValueSet/$lookup) inside the
 # transaction and for If-Match on a version that does not exist: all-or-nothing, it must fail as
 # a whole, clearly, and write nothing.
@@ -74,13 +85,7 @@ def test_example_transactions_are_processed(client) -> None:
     bundles = [p for p in _bundles("transaction") if p.name != ILLUSTRATIVE]
     assert len(bundles) == 3, "the corpus has transaction bundles"
     for path in bundles:
-        bundle = json.loads(path.read_text(encoding="utf-8"))
-        response = client.post("/fhir", json=bundle)
-        assert response.status_code == 200, f"{path.name}: {response.text[:800]}"
-        result = response.json()
-        assert result["type"] == "transaction-response"
-        assert len(result["entry"]) == len(bundle["entry"])
-        for entry in result["entry"]:
+        for entry in _post_bundle(client, path, "transaction-response"):
             assert entry["response"]["status"][:1] == "2", (path.name, entry)
 
 
@@ -88,14 +93,8 @@ def test_example_batches_are_processed(client) -> None:
     bundles = _bundles("batch")
     assert bundles, "the corpus has batch bundles"
     for path in bundles:
-        bundle = json.loads(path.read_text(encoding="utf-8"))
-        response = client.post("/fhir", json=bundle)
-        assert response.status_code == 200, f"{path.name}: {response.text[:800]}"
-        result = response.json()
-        assert result["type"] == "batch-response"
-        assert len(result["entry"]) == len(bundle["entry"])
         # each entry answers for itself: a status, and an OperationOutcome when it failed
-        for entry in result["entry"]:
+        for entry in _post_bundle(client, path, "batch-response"):
             status = entry["response"]["status"]
             assert status[:1] in "2345"
             if status[:1] in "45":
