@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import terminology
 from baylink.settings import Settings, get_settings
 from fhir_exchange.api.rendering import error_response
 from fhir_exchange.api.routes import router as fhir_router
@@ -33,8 +34,10 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
     app = FastAPI(title="BayLink", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.settings = settings
     app.state.engine = engine
+    sessions = make_sessionmaker(engine)
+    terminology.configure(sessions)
     app.state.fhir = FhirRuntime(
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         gate=gate or AllowAllGate(),
         config=ServiceConfig(default_count=settings.default_page_size, max_count=settings.max_page_size),
         public_base_url=settings.public_base_url,

@@ -70,7 +70,8 @@ def seed() -> None:
     """Load the reference data BayLink ships (idempotent)."""
     files = sorted(SEED_DIR.rglob("*.json"))
     report = _load(files, "seeding")
-    if report.failures:
+    failed = _load_terminology([TERMINOLOGY_MANIFEST], {})
+    if report.failures or failed:
         raise typer.Exit(1)
 
 
@@ -105,6 +106,88 @@ def _load(files: list[Path], verb: str) -> Any:
         for where, why in report.failures:
             console.print(f"  {where}: {why[:500]}", soft_wrap=True, markup=False, highlight=False)
     return report
+
+
+terminology_app = typer.Typer(help="Terminology: code systems, concept maps and value sets.", no_args_is_help=True)
+app.add_typer(terminology_app, name="terminology")
+TERMINOLOGY_MANIFEST = Path(__file__).resolve().parents[1] / "terminology" / "content" / "manifest.json"
+
+
+@terminology_app.command("load")
+def terminology_load(
+    paths: Annotated[list[Path], typer.Argument(help="CSV tables, FHIR JSON files (CodeSystem, ConceptMap, ValueSet "
+                                                     "or a Bundle of them) or manifest .json files")],
+    url: Annotated[str | None, typer.Option(help="canonical url of the code system or map in a CSV table")] = None,
+    version: Annotated[str | None, typer.Option(help="version to load a CSV table as (default: one per load)")] = None,
+    name: Annotated[str | None, typer.Option(help="computable name")] = None,
+    title: Annotated[str | None, typer.Option(help="human title")] = None,
+    resource_id: Annotated[str | None, typer.Option("--id", help="id of the FHIR resource (default: from the file name)")] = None,
+    source_system: Annotated[str | None, typer.Option(help="a map table's source code system url")] = None,
+    target_system: Annotated[str | None, typer.Option(help="a map table's target code system url")] = None,
+    content: Annotated[str, typer.Option(help="CodeSystem.content of a CSV table: complete or fragment")] = "complete",
+) -> None:
+    """Load terminology into the tables and the FHIR store: one transaction per file, every
+    fault reported by line, a file with any fault not loaded at all, unchanged files skipped."""
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        console.print(f"[red]no such file: {', '.join(map(str, missing))}[/red]")
+        raise typer.Exit(2)
+    meta = {k: v for k, v in {
+        "url": url, "version": version, "name": name, "title": title, "id": resource_id,
+        "sourceSystem": source_system, "targetSystem": target_system, "content": content,
+    }.items() if v is not None}
+    if _load_terminology(paths, meta):
+        raise typer.Exit(1)
+
+
+def _load_terminology(paths: list[Path], meta: dict[str, Any]) -> int:
+    """Load the files; returns how many failed."""
+    from fhir_exchange.errors import FhirError
+    from fhir_exchange.terminology_sync import load_source
+    from terminology.errors import TerminologyError
+    from terminology.loader import identify
+
+    sources, failures = [], 0
+    for path in paths:
+        try:
+            sources += identify(path, dict(meta))
+        except TerminologyError as exc:
+            failures += 1
+            _print_failure(path.name, exc)
+    columns = (TextColumn("terminology {task.fields[name]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("terminology", total=len(sources), name="")
+        for source in sources:
+            progress.update(task, name=source.label)
+            if source.kind != "fhir" and "url" not in source.meta:
+                failures += 1
+                console.print(f"[red]{source.label}: give --url (and for a map --source-system and --target-system)[/red]")
+            else:
+                try:
+                    with _unit_of_work() as (service, _):
+                        results = load_source(service, source)
+                    for result in results:
+                        colour = "green" if result.status == "loaded" else "dim"
+                        console.print(f"[{colour}]{source.label}: {result.kind} {result.url}|{result.version} "
+                                      f"{result.status} ({result.items} items)[/{colour}]", highlight=False, soft_wrap=True)
+                except (TerminologyError, FhirError) as exc:
+                    failures += 1
+                    _print_failure(source.label, exc)
+            progress.advance(task)
+    if failures:
+        console.print(f"[red]{failures} file(s) not loaded[/red]")
+    return failures
+
+
+def _print_failure(label: str, exc: Exception) -> None:
+    console.print(f"[red]{label}: not loaded[/red]", highlight=False)
+    problems = getattr(exc, "problems", None)
+    if problems:
+        console.print(f"  {getattr(exc, 'message', exc)}", markup=False, highlight=False)
+        for problem in problems:
+            console.print(f"  {problem}", markup=False, highlight=False)
+    else:
+        console.print(f"  {exc}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _safe_url(url: str) -> str:

@@ -6,8 +6,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import MetaData
+
+from fhir_exchange.store.models import Base
+from terminology.models import TerminologyBase
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Every package's tables; one linear migration history covers them all.
+METADATA: list[MetaData] = [Base.metadata, TerminologyBase.metadata]
 
 
 def alembic_config(database_url: str) -> Config:

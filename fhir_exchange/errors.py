@@ -87,3 +87,15 @@ class UnsupportedMediaType(FhirError):
 
 class Unprocessable(FhirError):
     status, code = 422, "processing"
+
+
+def from_terminology(exc: Any) -> FhirError:
+    """A ``terminology.errors.TerminologyError`` as a FhirError: the same status and issue
+    code, then one issue per problem it lists (an element path becomes the expression)."""
+    issues = [Issue("error", exc.code, exc.message)]
+    for problem in exc.problems:
+        if problem.where.startswith(("CodeSystem.", "ConceptMap.", "ValueSet.")):
+            issues.append(Issue("error", exc.code, problem.message, (problem.where,)))
+        else:
+            issues.append(Issue("error", exc.code, str(problem)))
+    return FhirError(exc.message, issues=issues, status=exc.status)

@@ -1,6 +1,11 @@
-"""Terminology: CodeSystem, ValueSet and ConceptMap content and the operations on them
-($lookup, $validate-code, $expand, $translate, $subsumes), with displays in Traditional
-Chinese, Simplified Chinese and English.
+"""Terminology: code systems, value sets and concept maps, with displays in English,
+Traditional Chinese (Hong Kong) and Simplified Chinese.
 
-Depends on no other BayLink package. Filled in by the terminology issue.
+Depends on none of BayLink's other packages. Other packages call the cached Python API:
+``terminology.translate``, ``terminology.display`` and ``terminology.normalise_unit``, after
+the composition root has called ``terminology.configure(sessionmaker)``.
 """
+
+from terminology.api import Terminology, Unit, configure, display, normalise_unit, translate
+
+__all__ = ["Terminology", "Unit", "configure", "display", "normalise_unit", "translate"]

@@ -27,15 +27,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from baylink.app import create_app
-from baylink.migrate import upgrade
+from baylink.migrate import METADATA, upgrade
 from baylink.settings import Settings
-from fhir_exchange.store.models import Base
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 POSTGRES_URL = os.environ.get("BAYLINK_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("BAYLINK_TEST_REQUIRE_POSTGRES") == "1"
-TABLES = [t.name for t in reversed(Base.metadata.sorted_tables)]
+TABLES = [t.name for metadata in METADATA for t in reversed(metadata.sorted_tables)]
 
 
 def shared_path(*parts: str) -> Path:

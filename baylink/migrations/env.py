@@ -5,11 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+from baylink.migrate import METADATA
 from baylink.settings import get_settings
 from fhir_exchange.store.db import make_engine
-from fhir_exchange.store.models import Base
 
-target_metadata = Base.metadata
+target_metadata = METADATA
 
 
 def _run(connection: Connection) -> None:

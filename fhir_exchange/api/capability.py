@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from fhir_exchange.operations import OPERATIONS
 from fhir_exchange.search.params import MODIFIERS
 from fhir_exchange.search.registry import registry
 
@@ -57,6 +58,12 @@ def _rest_resources() -> tuple[dict[str, Any], ...]:
             "searchRevInclude": sorted(reverse[resource_type]),
             "searchParam": search_params,
         }
+        operations = [
+            {"name": op.name, "definition": op.definition}
+            for (on_type, _), op in sorted(OPERATIONS.items()) if on_type == resource_type
+        ]
+        if operations:
+            resource["operation"] = operations
         resources.append(resource)
     return tuple(resources)
 

@@ -10,9 +10,13 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from fhir_exchange.api.capability import capability_statement
 from fhir_exchange.api.rendering import fhir_response, json_body, negotiate, prefer_lenient, prefer_return, render
-from fhir_exchange.api.runtime import UnitOfWorkDep
+from fhir_exchange.api.runtime import UnitOfWork, UnitOfWorkDep
 from fhir_exchange.bundles import BundleProcessor
-from fhir_exchange.errors import InvalidRequest
+from fhir_exchange.errors import InvalidRequest, NotFound, from_terminology
+from fhir_exchange.operations import OPERATIONS
+from fhir_exchange.operations.common import OperationCall
+from fhir_exchange.operations.parameters import OperationInput
+from terminology.errors import TerminologyError
 
 router = APIRouter(dependencies=[Depends(negotiate)])
 JsonBody = Annotated[Any, Depends(json_body)]
@@ -77,6 +81,51 @@ def system_history(request: Request, uow: UnitOfWorkDep) -> Response:
     with uow.transaction() as service:
         outcome = service.history(None, None, _query_items(request))
     return render(outcome, request, uow.base_url)
+
+
+# --- operations (before the instance routes, which would take "$op" for an id) ------------------
+
+
+async def _operation_body(request: Request) -> Any:
+    return await json_body(request) if request.method == "POST" else None
+
+
+OperationBody = Annotated[Any, Depends(_operation_body)]
+
+
+def _operation(request: Request, uow: UnitOfWork, body: Any, resource_type: str, name: str,
+               resource_id: str | None) -> Response:
+    operation = OPERATIONS.get((resource_type, name))
+    if operation is None:
+        supported = ", ".join(sorted(f"{t}/${n}" for t, n in OPERATIONS))
+        raise NotFound(f"operation ${name} is not supported on {resource_type} (supported: {supported})")
+    query = _query_items(request)
+    if request.method == "POST":
+        given = OperationInput.from_parameters(operation.spec, body, query)
+    else:
+        given = OperationInput.from_query(operation.spec, query)
+    with uow.transaction() as service:
+        if resource_id is not None:
+            service.repo.read(resource_type, resource_id)  # 404 / 410 for an unknown instance
+        assert uow.session is not None
+        call = OperationCall(given, resource_id, request.headers.get("accept-language"), uow.session, uow.base_url)
+        try:
+            body = operation.run(call)
+        except TerminologyError as exc:
+            raise from_terminology(exc) from None
+    return fhir_response(body, request=request)
+
+
+@router.api_route("/{resource_type}/${name}", methods=["GET", "POST"])
+def type_operation(resource_type: str, name: str, request: Request, uow: UnitOfWorkDep,
+                   body: OperationBody) -> Response:
+    return _operation(request, uow, body, resource_type, name, None)
+
+
+@router.api_route("/{resource_type}/{resource_id}/${name}", methods=["GET", "POST"])
+def instance_operation(resource_type: str, resource_id: str, name: str, request: Request,
+                       uow: UnitOfWorkDep, body: OperationBody) -> Response:
+    return _operation(request, uow, body, resource_type, name, resource_id)
 
 
 # --- type level ----------------------------------------------------------------------------------

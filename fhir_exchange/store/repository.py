@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Row, delete, false, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from fhir_exchange import terminology_sync
 from fhir_exchange.errors import Forbidden, Gone, InvalidRequest, NotFound, PreconditionFailed
 from fhir_exchange.ports import Release, ReleaseGate, RequestContext
 from fhir_exchange.search import index as ix
@@ -225,6 +226,8 @@ class FhirRepository:
             "resource_pk": row.pk, "res_type": resource_type, "res_id": resource_id, "version_id": version_id,
             "last_updated": moment, "method": "DELETE", "deleted": True, "content": None,
         })
+        if resource_type in terminology_sync.TERMINOLOGY_TYPES:
+            terminology_sync.deleted(self.session, resource_type, resource_id)
         return StoredResource(row.pk, resource_type, resource_id, version_id, moment, True, "DELETE", None)
 
     def _write(
@@ -257,6 +260,8 @@ class FhirRepository:
             "last_updated": moment, "method": method, "deleted": False, "content": document,
         })
         self._write_index(pk, resource_type, document)
+        if resource_type in terminology_sync.TERMINOLOGY_TYPES:
+            terminology_sync.written(self.session, document)
         return StoredResource(pk, resource_type, resource_id, version_id, moment, False, method, document)
 
     def _clear_index(self, pk: int) -> None:

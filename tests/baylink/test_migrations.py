@@ -6,14 +6,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from baylink.migrate import downgrade, upgrade
-from fhir_exchange.store.models import Base
+from baylink.migrate import METADATA, downgrade, upgrade
 
 
 def test_migrated_schema_matches_the_models(database_url: str) -> None:
     engine = create_engine(database_url)
     with engine.connect() as conn:
-        differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), METADATA)
     engine.dispose()
     assert differences == []
 
@@ -27,5 +26,6 @@ def test_migrations_go_down_and_up_again(tmp_path) -> None:  # type: ignore[no-u
     engine.dispose()
     upgrade(url)
     engine = create_engine(url)
-    assert {"resource", "resource_version", "idx_token", "search_snapshot"} <= set(inspect(engine).get_table_names())
+    expected = {"resource", "resource_version", "idx_token", "search_snapshot", "term_concept"}
+    assert expected <= set(inspect(engine).get_table_names())
     engine.dispose()

@@ -1,0 +1,105 @@
+"""Keeps the terminology tables in step with the CodeSystem, ConceptMap and ValueSet
+resources in the store: every write or delete of one of them is applied to the terminology
+tables in the same transaction, so the resource and what ``$lookup`` / ``$expand`` /
+``$translate`` answer from it cannot disagree. The process's terminology cache is dropped
+when that transaction commits."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from fhir_exchange.errors import from_terminology
+from terminology import api as terminology_api
+from terminology.errors import TerminologyError
+from terminology.fhir import code_system_resource, concept_map_from_resource, concept_map_resource
+from terminology.loader import Source, read_code_system_csv, read_concept_map_csv, read_fhir_resources
+from terminology.service import TerminologyService
+from terminology.store import SaveResult, TerminologyStore
+
+if TYPE_CHECKING:
+    from fhir_exchange.service import FhirService
+
+TERMINOLOGY_TYPES = frozenset({"CodeSystem", "ConceptMap", "ValueSet"})
+
+
+def _invalidate_after_commit(session: Session) -> None:
+    def invalidate(_: Session) -> None:
+        terminology = terminology_api.configured()
+        if terminology is not None:
+            terminology.invalidate()
+
+    if not event.contains(session, "after_commit", invalidate):
+        event.listen(session, "after_commit", invalidate, once=True)
+
+
+def written(session: Session, document: dict[str, Any]) -> None:
+    service = TerminologyService(TerminologyStore(session))
+    try:
+        result = service.ingest(document, origin=f"{document['resourceType']}/{document['id']}")
+    except TerminologyError as exc:
+        raise from_terminology(exc) from None
+    if result is not None and result.status != "unchanged":
+        _invalidate_after_commit(session)
+
+
+def deleted(session: Session, resource_type: str, resource_id: str) -> None:
+    TerminologyStore(session).delete_resource(resource_type, resource_id)
+    _invalidate_after_commit(session)
+
+
+def _same_resource(stored: dict[str, Any] | None, resource: dict[str, Any]) -> bool:
+    if stored is None:
+        return False
+    strip = ("meta", "id", "text")
+    return {k: v for k, v in stored.items() if k not in strip} == {k: v for k, v in resource.items() if k not in strip}
+
+
+def load_source(service: FhirService, source: Source) -> list[SaveResult]:
+    """Load one terminology file in the caller's transaction: into the terminology tables
+    (strictly: a map's systems and codes must be held here) and, as the matching resource,
+    into the FHIR store. A file whose content is already loaded changes nothing."""
+    session = service.repo.session
+    terminology = TerminologyService(TerminologyStore(session))
+    origin = str(source.path)
+    if source.kind == "fhir":
+        results = []
+        for resource in read_fhir_resources(source):
+            if resource["resourceType"] == "ConceptMap":
+                terminology.save_concept_map(concept_map_from_resource(resource), origin, strict=True)
+            result = _store_resource(service, resource)
+            results.append(SaveResult(resource["resourceType"], resource["url"], resource.get("version") or "",
+                                      "unchanged" if result is None else "loaded", len(resource.get("concept") or [])))
+        return results
+    if source.kind == "CodeSystem":
+        content = read_code_system_csv(source)
+        saved = terminology.save_code_system(content, origin)
+        content.version = saved.version
+        resource = code_system_resource(content)
+    else:
+        map_content = read_concept_map_csv(source)
+        saved = terminology.save_concept_map(map_content, origin, strict=True)
+        map_content.version = saved.version
+        resource = concept_map_resource(map_content)
+    _store_resource(service, resource)
+    return [saved]
+
+
+def _store_resource(service: FhirService, resource: dict[str, Any]) -> Any:
+    """Create or update the resource (by id, else by url and version) unless the store
+    already holds exactly it; None when nothing was written."""
+    resource_type = resource["resourceType"]
+    resource_id = resource.get("id")
+    if resource_id is None:
+        criteria = [("url", resource["url"])] + ([("version", resource["version"])] if resource.get("version") else [])
+        matches = service.repo.match_ids(service.parse_conditional(resource_type, criteria))
+        resource_id = matches[0] if len(matches) == 1 else None
+    if resource_id is not None:
+        current = service.repo.current_version(resource_type, resource_id)
+        live = current is not None and not current[1]
+        if live and _same_resource(service.repo.read(resource_type, resource_id).content, resource):
+            return None
+        return service.update(resource_type, resource_id, {**resource, "id": resource_id})
+    return service.create(resource_type, resource)

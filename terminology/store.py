@@ -1,0 +1,436 @@
+"""All SQL of the terminology package: saving content (in bulk, in the caller's transaction)
+and the queries behind lookup, validation, expansion, translation and subsumption."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, insert, literal, or_, select, update
+from sqlalchemy.orm import Session
+
+from terminology.content import CodeSystemContent, ConceptMapContent, ValueSetContent
+from terminology.errors import Problem
+from terminology.languages import has_han
+from terminology.models import (
+    CodeSystemVersion,
+    Concept,
+    ConceptMapVersion,
+    ConceptParent,
+    Designation,
+    MapElement,
+    TerminologyLoad,
+    ValueSetVersion,
+)
+
+_CONCEPT = Concept.__table__
+_DESIGNATION = Designation.__table__
+_PARENT = ConceptParent.__table__
+_ELEMENT = MapElement.__table__
+_BATCH = 5000
+_WORD_BREAK = re.compile(r"[^\w]+", re.UNICODE)
+
+
+def search_text(parts: Iterable[str | None]) -> str:
+    """Lower-case words of every name a concept goes by, space-delimited with a leading and a
+    trailing space, so ``LIKE '% diab%'`` finds a word that starts with 'diab'."""
+    words = " ".join(_WORD_BREAK.sub(" ", p.lower()).strip() for p in parts if p)
+    return f" {' '.join(words.split())} "
+
+
+def filter_patterns(text: str) -> list[str]:
+    """LIKE patterns for a ``$expand`` filter: every word must start a word of the concept's
+    names; Chinese (which has no spaces between words) matches anywhere."""
+    patterns = []
+    for word in _WORD_BREAK.sub(" ", text.lower()).split():
+        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        patterns.append(f"%{escaped}%" if has_han(word) else f"% {escaped}%")
+    return patterns
+
+
+def load_version() -> str:
+    """The version given to a load whose source names none: when it was loaded."""
+    return datetime.now(UTC).strftime("%Y%m%d.%H%M%S.%f")
+
+
+@dataclass(frozen=True, slots=True)
+class SaveResult:
+    kind: str
+    url: str
+    version: str
+    status: str  # "loaded" | "unchanged"
+    items: int
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """One ``compose.include`` / ``exclude`` resolved to a stored code system version. The
+    conditions combine with AND, as the spec says of an include's concept list and filters."""
+
+    system_pk: int
+    codes: tuple[str, ...] | None = None
+    is_a: tuple[str, ...] = ()
+    descendent_of: tuple[str, ...] = ()
+    is_not_a: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConceptRow:
+    pk: int
+    system_pk: int
+    code: str
+    display: str | None
+
+
+class TerminologyStore:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def _log(self, kind: str, url: str, version: str, origin: str | None, content_hash: str, items: int) -> None:
+        self.session.execute(insert(TerminologyLoad).values(
+            kind=kind, url=url, version=version, origin=origin, content_hash=content_hash, item_count=items,
+            loaded_at=datetime.now(UTC),
+        ))
+
+    def _resolve_version(self, model: Any, url: str, version: str | None, content_hash: str) -> tuple[str, Any | None]:
+        """The version to store under, and the existing row of that version if any."""
+        if version is None:
+            current = self.session.execute(
+                select(model).where(model.url == url, model.current.is_(True))
+            ).scalar_one_or_none()
+            if current is not None and current.content_hash == content_hash:
+                return current.version, current
+            version = load_version()
+        existing = self.session.execute(
+            select(model).where(model.url == url, model.version == version)
+        ).scalar_one_or_none()
+        return version, existing
+
+    def _make_current(self, model: Any, url: str, pk: int) -> None:
+        self.session.execute(update(model).where(model.url == url, model.pk != pk).values(current=False))
+        self.session.execute(update(model).where(model.pk == pk).values(current=True))
+
+    def save_code_system(self, content: CodeSystemContent, origin: str | None = None) -> SaveResult:
+        content_hash = content.content_hash()
+        version, existing = self._resolve_version(CodeSystemVersion, content.url, content.version, content_hash)
+        if existing is not None and existing.content_hash == content_hash:
+            existing.resource_id = content.resource_id or existing.resource_id
+            if not existing.current:
+                self._make_current(CodeSystemVersion, content.url, existing.pk)
+            return SaveResult("CodeSystem", content.url, version, "unchanged", existing.concept_count)
+        if existing is not None:
+            self._delete_code_system_rows(existing.pk)
+        row = CodeSystemVersion(
+            url=content.url, version=version, name=content.name, title=content.title,
+            resource_id=content.resource_id, hierarchical=content.hierarchical, content=content.content,
+            current=True, concept_count=len(content.concepts), content_hash=content_hash, source=content.source,
+            loaded_at=datetime.now(UTC),
+        )
+        self.session.add(row)
+        self.session.flush()
+        connection = self.session.connection()
+        concept_rows = []
+        for concept in content.concepts:
+            names = [concept.code, concept.display, *(v for v, _ in concept.all_designations().values())]
+            concept_rows.append({"system_pk": row.pk, "code": concept.code, "display": concept.display,
+                                 "search_text": search_text(names)})
+        for start in range(0, len(concept_rows), _BATCH):
+            connection.execute(insert(_CONCEPT), concept_rows[start : start + _BATCH])
+        pks = dict(connection.execute(
+            select(_CONCEPT.c.code, _CONCEPT.c.pk).where(_CONCEPT.c.system_pk == row.pk)
+        ).all())
+        designations, edges = [], []
+        for concept in content.concepts:
+            pk = pks[concept.code]
+            for language, (value, derived_by) in concept.all_designations().items():
+                designations.append({"concept_pk": pk, "language": language, "value": value, "derived_by": derived_by})
+            edges.extend({"system_pk": row.pk, "code": concept.code, "parent_code": p} for p in concept.parents)
+        for table, rows in ((_DESIGNATION, designations), (_PARENT, edges)):
+            for start in range(0, len(rows), _BATCH):
+                connection.execute(insert(table), rows[start : start + _BATCH])
+        self._make_current(CodeSystemVersion, content.url, row.pk)
+        self._log("CodeSystem", content.url, version, origin, content_hash, len(content.concepts))
+        return SaveResult("CodeSystem", content.url, version, "loaded", len(content.concepts))
+
+    def _delete_code_system_rows(self, system_pk: int) -> None:
+        concepts = select(_CONCEPT.c.pk).where(_CONCEPT.c.system_pk == system_pk).scalar_subquery()
+        self.session.execute(delete(_DESIGNATION).where(_DESIGNATION.c.concept_pk.in_(concepts)))
+        self.session.execute(delete(_PARENT).where(_PARENT.c.system_pk == system_pk))
+        self.session.execute(delete(_CONCEPT).where(_CONCEPT.c.system_pk == system_pk))
+        self.session.execute(delete(CodeSystemVersion).where(CodeSystemVersion.pk == system_pk))
+
+    def check_map(self, content: ConceptMapContent) -> list[Problem]:
+        """Strict checks a loaded file must pass: both systems are known here, and every
+        source and target code is one of theirs."""
+        problems: list[Problem] = []
+        for role, system, column in (("source", content.rows[0].source_system if content.rows else None, "source_code"),
+                                     ("target", content.rows[0].target_system if content.rows else None, "target_code")):
+            if system is None:
+                continue
+            stored = self.code_system(system)
+            if stored is None:
+                problems.append(Problem("", f"the {role} system {system} is not loaded here; load it before the map"))
+                continue
+            wanted = {getattr(r, column) for r in content.rows if getattr(r, column)}
+            known = self.existing_codes(stored.pk, wanted)
+            for r in content.rows:
+                code = getattr(r, column)
+                if code and code not in known:
+                    problems.append(Problem(f"line {r.line}" if r.line else "", f"{role} code '{code}' is not in {system}"))
+        return problems
+
+    def existing_codes(self, system_pk: int, codes: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        codes = list(codes)
+        for start in range(0, len(codes), 900):
+            found.update(self.session.execute(
+                select(_CONCEPT.c.code).where(_CONCEPT.c.system_pk == system_pk, _CONCEPT.c.code.in_(codes[start : start + 900]))
+            ).scalars())
+        return found
+
+    def save_concept_map(self, content: ConceptMapContent, origin: str | None = None) -> SaveResult:
+        content_hash = content.content_hash()
+        version, existing = self._resolve_version(ConceptMapVersion, content.url, content.version, content_hash)
+        if existing is not None and existing.content_hash == content_hash:
+            existing.resource_id = content.resource_id or existing.resource_id
+            if not existing.current:
+                self._make_current(ConceptMapVersion, content.url, existing.pk)
+            return SaveResult("ConceptMap", content.url, version, "unchanged", existing.element_count)
+        if existing is not None:
+            self.session.execute(delete(_ELEMENT).where(_ELEMENT.c.map_pk == existing.pk))
+            self.session.execute(delete(ConceptMapVersion).where(ConceptMapVersion.pk == existing.pk))
+        row = ConceptMapVersion(
+            url=content.url, version=version, name=content.name, title=content.title, resource_id=content.resource_id,
+            source_scope=content.source_scope, target_scope=content.target_scope, current=True,
+            element_count=len(content.rows), content_hash=content_hash, source=content.source,
+            loaded_at=datetime.now(UTC),
+        )
+        self.session.add(row)
+        self.session.flush()
+        rows = [
+            {"map_pk": row.pk, "source_system": r.source_system, "source_code": r.source_code,
+             "target_system": r.target_system, "target_code": r.target_code, "target_display": r.target_display,
+             "equivalence": r.equivalence, "comment": r.comment}
+            for r in content.rows
+        ]
+        for start in range(0, len(rows), _BATCH):
+            self.session.connection().execute(insert(_ELEMENT), rows[start : start + _BATCH])
+        self._make_current(ConceptMapVersion, content.url, row.pk)
+        self._log("ConceptMap", content.url, version, origin, content_hash, len(rows))
+        return SaveResult("ConceptMap", content.url, version, "loaded", len(rows))
+
+    def save_value_set(self, content: ValueSetContent, origin: str | None = None) -> SaveResult:
+        content_hash = content.content_hash()
+        version, existing = self._resolve_version(ValueSetVersion, content.url, content.version or "", content_hash)
+        if existing is not None and existing.content_hash == content_hash:
+            existing.resource_id = content.resource_id or existing.resource_id
+            if not existing.current:
+                self._make_current(ValueSetVersion, content.url, existing.pk)
+            return SaveResult("ValueSet", content.url, version, "unchanged", 0)
+        if existing is not None:
+            self.session.execute(delete(ValueSetVersion).where(ValueSetVersion.pk == existing.pk))
+        row = ValueSetVersion(url=content.url, version=version, name=content.name, resource_id=content.resource_id,
+                              current=True, compose=content.compose, content_hash=content_hash,
+                              loaded_at=datetime.now(UTC))
+        self.session.add(row)
+        self.session.flush()
+        self._make_current(ValueSetVersion, content.url, row.pk)
+        self._log("ValueSet", content.url, version, origin, content_hash, 0)
+        return SaveResult("ValueSet", content.url, version, "loaded", 0)
+
+    def delete_resource(self, resource_type: str, resource_id: str) -> None:
+        """Forget what a deleted CodeSystem / ConceptMap / ValueSet resource brought (all its
+        versions); an earlier version of the same url loaded from elsewhere becomes current."""
+        model = {"CodeSystem": CodeSystemVersion, "ConceptMap": ConceptMapVersion, "ValueSet": ValueSetVersion}[resource_type]
+        rows = self.session.execute(select(model.pk, model.url).where(model.resource_id == resource_id)).all()
+        for pk, url in rows:
+            if model is CodeSystemVersion:
+                self._delete_code_system_rows(pk)
+            else:
+                if model is ConceptMapVersion:
+                    self.session.execute(delete(_ELEMENT).where(_ELEMENT.c.map_pk == pk))
+                self.session.execute(delete(model).where(model.pk == pk))
+            latest = self.session.execute(
+                select(model.pk).where(model.url == url).order_by(model.loaded_at.desc(), model.pk.desc()).limit(1)
+            ).scalar_one_or_none()
+            if latest is not None:
+                self._make_current(model, url, latest)
+            self._log(f"-{resource_type}", url, "", resource_id, "", 0)
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def generation(self) -> int:
+        """Grows whenever terminology changes (any load or delete): for cache invalidation."""
+        return self.session.execute(select(func.coalesce(func.max(TerminologyLoad.pk), 0))).scalar_one()
+
+    def code_system(self, url: str, version: str | None = None) -> CodeSystemVersion | None:
+        stmt = select(CodeSystemVersion).where(CodeSystemVersion.url == url)
+        stmt = stmt.where(CodeSystemVersion.version == version) if version else stmt.where(CodeSystemVersion.current.is_(True))
+        return self.session.execute(stmt).scalar_one_or_none()
+
+    def code_system_by_pk(self, pk: int) -> CodeSystemVersion:
+        return self.session.get_one(CodeSystemVersion, pk)
+
+    def code_system_for_resource(self, resource_id: str) -> CodeSystemVersion | None:
+        return self.session.execute(
+            select(CodeSystemVersion).where(CodeSystemVersion.resource_id == resource_id)
+            .order_by(CodeSystemVersion.current.desc(), CodeSystemVersion.pk.desc()).limit(1)
+        ).scalar_one_or_none()
+
+    def versions(self, url: str) -> list[str]:
+        return list(self.session.execute(
+            select(CodeSystemVersion.version).where(CodeSystemVersion.url == url).order_by(CodeSystemVersion.pk)
+        ).scalars())
+
+    def concept(self, system_pk: int, code: str) -> ConceptRow | None:
+        row = self.session.execute(
+            select(_CONCEPT.c.pk, _CONCEPT.c.system_pk, _CONCEPT.c.code, _CONCEPT.c.display)
+            .where(_CONCEPT.c.system_pk == system_pk, _CONCEPT.c.code == code)
+        ).first()
+        return ConceptRow(*row) if row else None
+
+    def designations(self, concept_pks: Sequence[int]) -> dict[int, list[tuple[str, str, str | None]]]:
+        result: dict[int, list[tuple[str, str, str | None]]] = {pk: [] for pk in concept_pks}
+        for start in range(0, len(concept_pks), 900):
+            rows = self.session.execute(
+                select(_DESIGNATION.c.concept_pk, _DESIGNATION.c.language, _DESIGNATION.c.value, _DESIGNATION.c.derived_by)
+                .where(_DESIGNATION.c.concept_pk.in_(list(concept_pks[start : start + 900])))
+                .order_by(_DESIGNATION.c.pk)
+            ).all()
+            for pk, language, value, derived_by in rows:
+                result[pk].append((language, value, derived_by))
+        return result
+
+    def parents(self, system_pk: int, code: str) -> list[str]:
+        return list(self.session.execute(
+            select(_PARENT.c.parent_code).where(_PARENT.c.system_pk == system_pk, _PARENT.c.code == code).order_by(_PARENT.c.pk)
+        ).scalars())
+
+    def children(self, system_pk: int, code: str) -> list[str]:
+        return list(self.session.execute(
+            select(_PARENT.c.code).where(_PARENT.c.system_pk == system_pk, _PARENT.c.parent_code == code).order_by(_PARENT.c.pk)
+        ).scalars())
+
+    def _descendants(self, system_pk: int, codes: Sequence[str]) -> Any:
+        edges = _PARENT
+        cte = select(edges.c.code).where(edges.c.system_pk == system_pk, edges.c.parent_code.in_(list(codes)))
+        cte = cte.cte("descendants", recursive=True)
+        step = select(edges.c.code).where(edges.c.system_pk == system_pk, edges.c.parent_code == cte.c.code)
+        return cte.union(step)
+
+    def ancestors(self, system_pk: int, code: str) -> set[str]:
+        edges = _PARENT
+        cte = select(edges.c.parent_code.label("code")).where(edges.c.system_pk == system_pk, edges.c.code == code)
+        cte = cte.cte("ancestors", recursive=True)
+        cte = cte.union(select(edges.c.parent_code).where(edges.c.system_pk == system_pk, edges.c.code == cte.c.code))
+        return set(self.session.execute(select(cte.c.code)).scalars())
+
+    # --- value sets ------------------------------------------------------------------------------
+
+    def value_set(self, url: str, version: str | None = None) -> ValueSetVersion | None:
+        stmt = select(ValueSetVersion).where(ValueSetVersion.url == url)
+        stmt = stmt.where(ValueSetVersion.version == version) if version else stmt.where(ValueSetVersion.current.is_(True))
+        return self.session.execute(stmt).scalar_one_or_none()
+
+    def value_set_for_resource(self, resource_id: str) -> ValueSetVersion | None:
+        return self.session.execute(
+            select(ValueSetVersion).where(ValueSetVersion.resource_id == resource_id)
+            .order_by(ValueSetVersion.current.desc(), ValueSetVersion.pk.desc()).limit(1)
+        ).scalar_one_or_none()
+
+    def _selection_query(self, selection: Selection) -> Select[Any]:
+        stmt = select(_CONCEPT.c.pk).where(_CONCEPT.c.system_pk == selection.system_pk)
+        if selection.codes is not None:
+            stmt = stmt.where(_CONCEPT.c.code.in_(list(selection.codes)))
+        for code in selection.is_a:
+            below = self._descendants(selection.system_pk, [code])
+            stmt = stmt.where(or_(_CONCEPT.c.code == code, _CONCEPT.c.code.in_(select(below.c.code))))
+        for code in selection.descendent_of:
+            below = self._descendants(selection.system_pk, [code])
+            stmt = stmt.where(_CONCEPT.c.code.in_(select(below.c.code)))
+        for code in selection.is_not_a:
+            below = self._descendants(selection.system_pk, [code])
+            stmt = stmt.where(_CONCEPT.c.code != code, _CONCEPT.c.code.not_in(select(below.c.code)))
+        return stmt
+
+    def _expansion(self, includes: Sequence[Selection], excludes: Sequence[Selection], text: str | None) -> Select[Any]:
+        stmt = select(_CONCEPT.c.pk, _CONCEPT.c.system_pk, _CONCEPT.c.code, _CONCEPT.c.display)
+        whole = [s.system_pk for s in includes if s == Selection(s.system_pk)]
+        partial = [self._selection_query(s) for s in includes if s != Selection(s.system_pk)]
+        conditions = []
+        if whole:
+            conditions.append(_CONCEPT.c.system_pk.in_(whole))
+        conditions += [_CONCEPT.c.pk.in_(q) for q in partial]
+        stmt = stmt.where(or_(*conditions)) if conditions else stmt.where(literal(False))
+        for selection in excludes:
+            stmt = stmt.where(_CONCEPT.c.pk.not_in(self._selection_query(selection)))
+        for pattern in filter_patterns(text or ""):
+            stmt = stmt.where(_CONCEPT.c.search_text.like(pattern, escape="\\"))
+        return stmt
+
+    def expand(
+        self, includes: Sequence[Selection], excludes: Sequence[Selection], text: str | None,
+        offset: int, count: int | None, *, with_total: bool = True,
+    ) -> tuple[int | None, list[ConceptRow]]:
+        stmt = self._expansion(includes, excludes, text)
+        total = None
+        if with_total:
+            total = self.session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+        page = stmt.order_by(_CONCEPT.c.pk).offset(offset)
+        if count is not None:
+            page = page.limit(count)
+        return total, [ConceptRow(*r) for r in self.session.execute(page).all()]
+
+    def contains(self, includes: Sequence[Selection], excludes: Sequence[Selection], system_pk: int, code: str) -> bool:
+        stmt = self._expansion(includes, excludes, None).where(_CONCEPT.c.system_pk == system_pk, _CONCEPT.c.code == code)
+        return self.session.execute(stmt.limit(1)).first() is not None
+
+    # --- maps ------------------------------------------------------------------------------------
+
+    def map_rows(
+        self, system: str, code: str, *, target_system: str | None = None, map_url: str | None = None,
+        map_version: str | None = None, map_resource_id: str | None = None, reverse: bool = False,
+    ) -> list[tuple[MapElement, str]]:
+        """Map elements from the current version of every map (or the one named) whose source
+        (target, when ``reverse``) is this code; each with its map's url."""
+        e = MapElement
+        stmt = select(e, ConceptMapVersion.url).join(ConceptMapVersion, ConceptMapVersion.pk == e.map_pk)
+        if reverse:
+            stmt = stmt.where(e.target_system == system, e.target_code == code)
+            if target_system:
+                stmt = stmt.where(e.source_system == target_system)
+        else:
+            stmt = stmt.where(e.source_system == system, e.source_code == code)
+            if target_system:
+                stmt = stmt.where(e.target_system == target_system)
+        if map_resource_id:
+            stmt = stmt.where(ConceptMapVersion.resource_id == map_resource_id)
+        if map_url:
+            stmt = stmt.where(ConceptMapVersion.url == map_url)
+        if map_version:
+            stmt = stmt.where(ConceptMapVersion.version == map_version)
+        else:
+            stmt = stmt.where(ConceptMapVersion.current.is_(True))
+        return [(row[0], row[1]) for row in self.session.execute(stmt.order_by(e.pk)).all()]
+
+    def concept_map(self, url: str | None = None, resource_id: str | None = None) -> ConceptMapVersion | None:
+        stmt = select(ConceptMapVersion)
+        stmt = stmt.where(ConceptMapVersion.url == url) if url else stmt.where(ConceptMapVersion.resource_id == resource_id)
+        return self.session.execute(stmt.order_by(ConceptMapVersion.current.desc(), ConceptMapVersion.pk.desc()).limit(1)
+                                    ).scalar_one_or_none()
+
+    def displays(self, system: str, codes: Iterable[str]) -> dict[str, ConceptRow]:
+        stored = self.code_system(system)
+        if stored is None:
+            return {}
+        codes = list(codes)
+        rows = self.session.execute(
+            select(_CONCEPT.c.pk, _CONCEPT.c.system_pk, _CONCEPT.c.code, _CONCEPT.c.display)
+            .where(_CONCEPT.c.system_pk == stored.pk, _CONCEPT.c.code.in_(codes))
+        ).all()
+        return {r.code: ConceptRow(*r) for r in rows}
