@@ -18,7 +18,7 @@ from terminology.content import NO_MATCH, CodeSystemContent, ConceptMapContent, 
 from terminology.errors import InvalidContent, NotFound, Unsupported
 from terminology.fhir import code_system_from_resource, concept_map_from_resource, value_set_from_resource
 from terminology.models import CodeSystemVersion
-from terminology.store import ConceptRow, SaveResult, Selection, TerminologyStore, filter_patterns, search_text
+from terminology.store import ConceptRow, SaveResult, Selection, TerminologyStore, filter_needles, search_text
 
 MAX_VALUE_SET_DEPTH = 8
 
@@ -324,7 +324,7 @@ class TerminologyService:
         resolved = self._resolve(compose)
         total_sql, rows = self.store.expand(resolved.includes, resolved.excludes, text_filter, offset, count)
         literals = [lit for lit in resolved.literals
-                    if _matches(search_text([lit[2], lit[3]]), filter_patterns(text_filter or ""))]
+                    if all(n in search_text([lit[2], lit[3]]) for n in filter_needles(text_filter or ""))]
         assert total_sql is not None
         literal_start = max(0, offset - total_sql)
         room = None if count is None else max(0, count - len(rows))
@@ -415,13 +415,3 @@ class TerminologyService:
             return concept.display
         return choose_display(concept.display, self._designations(concept.pk), language)
 
-
-def _matches(text: str, patterns: list[str]) -> bool:
-    for pattern in patterns:
-        word = pattern.strip("%").replace("\\%", "%").replace("\\_", "_").replace("\\\\", "\\")
-        if pattern.startswith("% "):
-            if f" {word.lstrip()}" not in text:
-                return False
-        elif word not in text:
-            return False
-    return True

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Select, column, delete, func, insert, literal, or_, select, table, text, update
 from sqlalchemy.orm import Session
 
 from terminology.content import CodeSystemContent, ConceptMapContent, ValueSetContent
@@ -31,6 +31,7 @@ _DESIGNATION = Designation.__table__
 _PARENT = ConceptParent.__table__
 _ELEMENT = MapElement.__table__
 _BATCH = 5000
+_ANALYZE_AFTER = 10_000
 _WORD_BREAK = re.compile(r"[^\w]+", re.UNICODE)
 
 
@@ -41,14 +42,26 @@ def search_text(parts: Iterable[str | None]) -> str:
     return f" {' '.join(words.split())} "
 
 
-def filter_patterns(text: str) -> list[str]:
-    """LIKE patterns for a ``$expand`` filter: every word must start a word of the concept's
-    names; Chinese (which has no spaces between words) matches anywhere."""
-    patterns = []
-    for word in _WORD_BREAK.sub(" ", text.lower()).split():
-        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        patterns.append(f"%{escaped}%" if has_han(word) else f"% {escaped}%")
-    return patterns
+def filter_needles(text: str) -> list[str]:
+    """What a ``$expand`` filter looks for: every word must start a word of the concept's
+    names (so the needle is the word with a space before it); Chinese, which has no spaces
+    between words, matches anywhere."""
+    return [word if has_han(word) else f" {word}" for word in _WORD_BREAK.sub(" ", text.lower()).split()]
+
+
+def like_pattern(needle: str) -> str:
+    """A needle as a LIKE pattern (``\\`` escapes)."""
+    return "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+# SQLite's FTS5 trigram index (migration 0004) finds needles of three characters or more;
+# shorter ones are matched by scanning.
+_FTS = table("term_concept_text", column("rowid"), column("term_concept_text"))
+_FTS_MIN = 3
+
+
+def _fts_phrase(needle: str) -> str:
+    return '"' + needle.replace('"', '""') + '"'
 
 
 def load_version() -> str:
@@ -141,6 +154,11 @@ class TerminologyStore:
                                  "search_text": search_text(names)})
         for start in range(0, len(concept_rows), _BATCH):
             connection.execute(insert(_CONCEPT), concept_rows[start : start + _BATCH])
+        if connection.dialect.name == "sqlite":
+            connection.execute(text(
+                "INSERT INTO term_concept_text(rowid, search_text) SELECT pk, search_text FROM term_concept "
+                "WHERE system_pk = :system_pk"
+            ), {"system_pk": row.pk})
         pks = dict(connection.execute(
             select(_CONCEPT.c.code, _CONCEPT.c.pk).where(_CONCEPT.c.system_pk == row.pk)
         ).all())
@@ -150,9 +168,12 @@ class TerminologyStore:
             for language, (value, derived_by) in concept.all_designations().items():
                 designations.append({"concept_pk": pk, "language": language, "value": value, "derived_by": derived_by})
             edges.extend({"system_pk": row.pk, "code": concept.code, "parent_code": p} for p in concept.parents)
-        for table, rows in ((_DESIGNATION, designations), (_PARENT, edges)):
+        for target, rows in ((_DESIGNATION, designations), (_PARENT, edges)):
             for start in range(0, len(rows), _BATCH):
-                connection.execute(insert(table), rows[start : start + _BATCH])
+                connection.execute(insert(target), rows[start : start + _BATCH])
+        if connection.dialect.name == "postgresql" and len(concept_rows) > _ANALYZE_AFTER:
+            # Fresh statistics, so the planner uses the text index for the new rows at once.
+            connection.execute(text("ANALYZE term_concept"))
         self._make_current(CodeSystemVersion, content.url, row.pk)
         self._log("CodeSystem", content.url, version, origin, content_hash, len(content.concepts))
         return SaveResult("CodeSystem", content.url, version, "loaded", len(content.concepts))
@@ -168,18 +189,18 @@ class TerminologyStore:
         """Strict checks a loaded file must pass: both systems are known here, and every
         source and target code is one of theirs."""
         problems: list[Problem] = []
-        for role, system, column in (("source", content.rows[0].source_system if content.rows else None, "source_code"),
-                                     ("target", content.rows[0].target_system if content.rows else None, "target_code")):
+        for role, system, field_name in (("source", content.rows[0].source_system if content.rows else None, "source_code"),
+                                         ("target", content.rows[0].target_system if content.rows else None, "target_code")):
             if system is None:
                 continue
             stored = self.code_system(system)
             if stored is None:
                 problems.append(Problem("", f"the {role} system {system} is not loaded here; load it before the map"))
                 continue
-            wanted = {getattr(r, column) for r in content.rows if getattr(r, column)}
+            wanted = {getattr(r, field_name) for r in content.rows if getattr(r, field_name)}
             known = self.existing_codes(stored.pk, wanted)
             for r in content.rows:
-                code = getattr(r, column)
+                code = getattr(r, field_name)
                 if code and code not in known:
                     problems.append(Problem(f"line {r.line}" if r.line else "", f"{role} code '{code}' is not in {system}"))
         return problems
@@ -360,17 +381,28 @@ class TerminologyStore:
 
     def _expansion(self, includes: Sequence[Selection], excludes: Sequence[Selection], text: str | None) -> Select[Any]:
         stmt = select(_CONCEPT.c.pk, _CONCEPT.c.system_pk, _CONCEPT.c.code, _CONCEPT.c.display)
+        needles = filter_needles(text or "")
+        system_pk: Any = _CONCEPT.c.system_pk
+        if self.session.get_bind().dialect.name == "sqlite":
+            indexed = [n for n in needles if len(n) >= _FTS_MIN]
+            if indexed:
+                match = " AND ".join(_fts_phrase(n) for n in indexed)
+                stmt = stmt.where(_CONCEPT.c.pk.in_(select(_FTS.c.rowid).where(_FTS.c.term_concept_text.op("MATCH")(match))))
+                needles = [n for n in needles if len(n) < _FTS_MIN]
+                # "+ 0" keeps SQLite from walking the system's whole index instead of the
+                # text index's few matches.
+                system_pk = _CONCEPT.c.system_pk + 0
         whole = [s.system_pk for s in includes if s == Selection(s.system_pk)]
         partial = [self._selection_query(s) for s in includes if s != Selection(s.system_pk)]
         conditions = []
         if whole:
-            conditions.append(_CONCEPT.c.system_pk.in_(whole))
+            conditions.append(system_pk.in_(whole))
         conditions += [_CONCEPT.c.pk.in_(q) for q in partial]
         stmt = stmt.where(or_(*conditions)) if conditions else stmt.where(literal(False))
         for selection in excludes:
             stmt = stmt.where(_CONCEPT.c.pk.not_in(self._selection_query(selection)))
-        for pattern in filter_patterns(text or ""):
-            stmt = stmt.where(_CONCEPT.c.search_text.like(pattern, escape="\\"))
+        for needle in needles:
+            stmt = stmt.where(_CONCEPT.c.search_text.like(like_pattern(needle), escape="\\"))
         return stmt
 
     def expand(

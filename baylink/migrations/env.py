@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from baylink.migrate import METADATA
+from baylink.migrate import METADATA, include_name
 from baylink.settings import get_settings
 from fhir_exchange.store.db import make_engine
 
@@ -18,6 +18,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -6,13 +6,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from baylink.migrate import METADATA, downgrade, upgrade
+from baylink.migrate import METADATA, downgrade, include_name, upgrade
 
 
 def test_migrated_schema_matches_the_models(database_url: str) -> None:
     engine = create_engine(database_url)
     with engine.connect() as conn:
-        differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), METADATA)
+        differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name}), METADATA)
     engine.dispose()
     assert differences == []
 
