@@ -71,6 +71,7 @@ def seed() -> None:
     files = sorted(SEED_DIR.rglob("*.json"))
     report = _load(files, "seeding")
     failed = _load_terminology([TERMINOLOGY_MANIFEST], {})
+    failed += _load_institutions(None)
     if report.failures or failed:
         raise typer.Exit(1)
 
@@ -188,6 +189,66 @@ def _print_failure(label: str, exc: Exception) -> None:
             console.print(f"  {problem}", markup=False, highlight=False)
     else:
         console.print(f"  {exc}", markup=False, highlight=False, soft_wrap=True)
+
+
+institutions_app = typer.Typer(help="The institutions registry: who takes part, where, and designated for what.",
+                                no_args_is_help=True)
+app.add_typer(institutions_app, name="institutions")
+
+
+@institutions_app.command("load")
+def institutions_load(
+    path: Annotated[Path | None, typer.Argument(help="registry file (default: the one BayLink ships)")] = None,
+) -> None:
+    """Load the registry as Organization and Location resources (idempotent; a file with any
+    fault loads nothing and every fault is listed)."""
+    if _load_institutions(path):
+        raise typer.Exit(1)
+
+
+def _load_institutions(path: Path | None) -> bool:
+    """Load the registry; True when it failed."""
+    from fhir_exchange.errors import FhirError
+    from fhir_exchange.institutions.registry import DEFAULT_FILE, load_registry
+
+    path = path or DEFAULT_FILE
+    if not path.exists():
+        console.print(f"[red]no such file: {path}[/red]")
+        return True
+    try:
+        with _unit_of_work() as (service, _):
+            written, unchanged = load_registry(service, path)
+    except FhirError as exc:
+        console.print(f"[red]{path.name}: not loaded[/red]", highlight=False)
+        for issue in exc.issues:
+            console.print(f"  {issue.diagnostics}", markup=False, highlight=False, soft_wrap=True)
+        return True
+    console.print(f"[green]institutions: {written} written, {unchanged} unchanged[/green] ({path.name})")
+    return False
+
+
+@institutions_app.command("list")
+def institutions_list(
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON array (id, name, jurisdiction, …)")] = False,
+) -> None:
+    """List the registered institutions."""
+    import orjson
+
+    from fhir_exchange.institutions.registry import list_institutions
+
+    with _unit_of_work() as (service, _):
+        institutions = list_institutions(service)
+    if as_json:
+        typer.echo(orjson.dumps([i.summary() for i in institutions], option=orjson.OPT_INDENT_2).decode())
+        return
+    from rich.table import Table
+
+    table = Table("id", "jurisdiction", "name", "designations")
+    for institution in institutions:
+        designations = ", ".join(f"{d.programme} from {d.start}" + (f" until {d.end}" if d.end else "")
+                                 for d in institution.designations)
+        table.add_row(institution.id, institution.jurisdiction, institution.name, designations)
+    Console().print(table)
 
 
 def _safe_url(url: str) -> str:

@@ -111,6 +111,26 @@ class FhirService:
         stored, created = self.repo.update(resource_type, resource_id, resource, if_match=if_match)
         return Outcome(201 if created else 200, stored, stored.content, created=created)
 
+    def put_if_changed(self, resource: dict[str, Any]) -> Outcome | None:
+        """Store a resource by its id (or, without one, by ``url`` and ``version``, for
+        canonical resources) unless the store already holds exactly it (meta and text
+        aside); None when nothing was written. For loaders that must be idempotent."""
+        resource_type = resource["resourceType"]
+        resource_id = resource.get("id")
+        if resource_id is None and resource.get("url"):
+            criteria = [("url", resource["url"])] + ([("version", resource["version"])] if resource.get("version") else [])
+            matches = self.repo.match_ids(self.parse_conditional(resource_type, criteria))
+            resource_id = matches[0] if len(matches) == 1 else None
+        if resource_id is None:
+            return self.create(resource_type, resource)
+        current = self.repo.current_version(resource_type, resource_id)
+        if current is not None and not current[1]:
+            stored = self.repo.read(resource_type, resource_id).content or {}
+            ignore = ("meta", "id", "text")
+            if {k: v for k, v in stored.items() if k not in ignore} == {k: v for k, v in resource.items() if k not in ignore}:
+                return None
+        return self.update(resource_type, resource_id, {**resource, "id": resource_id})
+
     def conditional_update(self, resource_type: str, criteria: Iterable[tuple[str, str]], body: Any,
                            *, if_match: int | None = None) -> Outcome:
         self.require_type(resource_type)

@@ -50,13 +50,6 @@ def deleted(session: Session, resource_type: str, resource_id: str) -> None:
     _invalidate_after_commit(session)
 
 
-def _same_resource(stored: dict[str, Any] | None, resource: dict[str, Any]) -> bool:
-    if stored is None:
-        return False
-    strip = ("meta", "id", "text")
-    return {k: v for k, v in stored.items() if k not in strip} == {k: v for k, v in resource.items() if k not in strip}
-
-
 def load_source(service: FhirService, source: Source) -> list[SaveResult]:
     """Load one terminology file in the caller's transaction: into the terminology tables
     (strictly: a map's systems and codes must be held here) and, as the matching resource,
@@ -69,7 +62,7 @@ def load_source(service: FhirService, source: Source) -> list[SaveResult]:
         for resource in read_fhir_resources(source):
             if resource["resourceType"] == "ConceptMap":
                 terminology.save_concept_map(concept_map_from_resource(resource), origin, strict=True)
-            result = _store_resource(service, resource)
+            result = service.put_if_changed(resource)
             results.append(SaveResult(resource["resourceType"], resource["url"], resource.get("version") or "",
                                       "unchanged" if result is None else "loaded", len(resource.get("concept") or [])))
         return results
@@ -83,23 +76,6 @@ def load_source(service: FhirService, source: Source) -> list[SaveResult]:
         saved = terminology.save_concept_map(map_content, origin, strict=True)
         map_content.version = saved.version
         resource = concept_map_resource(map_content)
-    _store_resource(service, resource)
+    service.put_if_changed(resource)
     return [saved]
 
-
-def _store_resource(service: FhirService, resource: dict[str, Any]) -> Any:
-    """Create or update the resource (by id, else by url and version) unless the store
-    already holds exactly it; None when nothing was written."""
-    resource_type = resource["resourceType"]
-    resource_id = resource.get("id")
-    if resource_id is None:
-        criteria = [("url", resource["url"])] + ([("version", resource["version"])] if resource.get("version") else [])
-        matches = service.repo.match_ids(service.parse_conditional(resource_type, criteria))
-        resource_id = matches[0] if len(matches) == 1 else None
-    if resource_id is not None:
-        current = service.repo.current_version(resource_type, resource_id)
-        live = current is not None and not current[1]
-        if live and _same_resource(service.repo.read(resource_type, resource_id).content, resource):
-            return None
-        return service.update(resource_type, resource_id, {**resource, "id": resource_id})
-    return service.create(resource_type, resource)

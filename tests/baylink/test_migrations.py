@@ -12,7 +12,8 @@ from baylink.migrate import METADATA, downgrade, include_name, upgrade
 def test_migrated_schema_matches_the_models(database_url: str) -> None:
     engine = create_engine(database_url)
     with engine.connect() as conn:
-        differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name}), METADATA)
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name})
+        differences = compare_metadata(context, METADATA)
     engine.dispose()
     assert differences == []
 
