@@ -68,7 +68,9 @@ def migrate() -> None:
 @app.command()
 def seed() -> None:
     """Load the reference data BayLink ships (idempotent)."""
-    files = sorted(SEED_DIR.rglob("*.json"))
+    from fhir_exchange.identity.documents import NAMING_SYSTEMS_FILE
+
+    files = [*sorted(SEED_DIR.rglob("*.json")), NAMING_SYSTEMS_FILE]
     report = _load(files, "seeding")
     failed = _load_terminology([TERMINOLOGY_MANIFEST], {})
     failed += _load_institutions(None)

@@ -15,6 +15,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from fhir_exchange.errors import InvalidRequest, Issue
+from fhir_exchange.identity.documents import InvalidIdentifier, document_for
 
 # fhir.resources derives enum_values from each element's short description; for these the
 # derived list is not the binding (CapabilityStatement.format is bound to all MIME types).
@@ -95,7 +96,8 @@ def _path(resource_type: str, loc: tuple[Any, ...]) -> str:
 
 
 def validate_resource(body: Any, expected_type: str | None = None) -> dict[str, Any]:
-    """Check ``body`` is a valid resource (of ``expected_type`` if given) and return it unchanged."""
+    """Check ``body`` is a valid resource (of ``expected_type`` if given) and return it, with
+    the identity document numbers of a person in their canonical system and form."""
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object holding a FHIR resource")
     resource_type = body.get("resourceType")
@@ -126,4 +128,32 @@ def validate_resource(body: Any, expected_type: str | None = None) -> dict[str, 
     _code_issues(model, body, resource_type, issues)
     if issues:
         raise InvalidRequest(issues[0].diagnostics, issues=issues)
+    if resource_type in PERSON_TYPES and body.get("identifier"):
+        return canonical_identifiers(body)
     return body
+
+
+# Resources whose identifiers name a person: their identity document numbers are checked.
+PERSON_TYPES = frozenset({"Patient", "RelatedPerson", "Practitioner", "Person"})
+
+
+def canonical_identifiers(resource: dict[str, Any]) -> dict[str, Any]:
+    """Each identifier of a known identity document in its preferred system and canonical
+    form (``a1234563`` → ``A123456(3)``); a number that fails its document's check is refused
+    naming the identifier and why."""
+    issues: list[Issue] = []
+    identifiers = []
+    for index, identifier in enumerate(resource["identifier"]):
+        document = document_for(identifier.get("system"))
+        value = identifier.get("value")
+        if document is None or not isinstance(value, str):
+            identifiers.append(identifier)
+            continue
+        path = f"{resource['resourceType']}.identifier[{index}].value"
+        try:
+            identifiers.append({**identifier, "system": document.system, "value": document.validate(value)})
+        except InvalidIdentifier as exc:
+            issues.append(Issue("error", "invalid", f"{path}: '{value}' is not a valid {document.name} number: {exc}", (path,)))
+    if issues:
+        raise InvalidRequest(issues[0].diagnostics, issues=issues)
+    return {**resource, "identifier": identifiers}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from fhir_exchange.errors import InvalidRequest, UnknownParameter
+from fhir_exchange.identity.documents import InvalidIdentifier, document_for
 from fhir_exchange.search.registry import SearchParamDef, registry
 from fhir_exchange.search.values import decimal_precision_range, parse_date_range
 
@@ -377,7 +378,16 @@ class SearchParser:
             if len(parts) == 1:
                 return SearchValue(item, code=parts[0])
             if len(parts) == 2:
-                return SearchValue(item, system=parts[0] or None, code=parts[1] or None, has_system=True)
+                system, code = parts[0] or None, parts[1] or None
+                document = document_for(system)
+                if document is not None and code:
+                    # identity document numbers are stored in canonical form under the
+                    # preferred system; an alias or another spelling finds them too
+                    try:
+                        system, code = document.system, document.validate(code)
+                    except InvalidIdentifier:
+                        system = document.system
+                return SearchValue(item, system=system, code=code, has_system=True)
             raise InvalidRequest(f"'{key}': token must be [system|]code; got '{item}'")
         return SearchValue(_unescape(item))
 
