@@ -22,6 +22,7 @@ seed: migrate
 	$(BIN)/baylink seed
 
 run: seed
+	$(BIN)/baylink demo
 	BAYLINK_CELERY_EAGER=true $(BIN)/baylink serve
 
 lint: install

@@ -15,10 +15,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import terminology
-from baylink.settings import Settings, get_settings
+from baylink.settings import Settings, get_settings, token_signing_key
 from fhir_exchange.api.rendering import error_response
 from fhir_exchange.api.routes import router as fhir_router
 from fhir_exchange.api.runtime import FhirRuntime
+from fhir_exchange.auth.context import BearerAuth
+from fhir_exchange.auth.routes import router as auth_router
+from fhir_exchange.auth.tokens import TokenSigner
 from fhir_exchange.errors import FhirError, InvalidRequest, Issue, MethodNotAllowed, NotFound, operation_outcome
 from fhir_exchange.ports import AllowAllGate, ReleaseGate
 from fhir_exchange.service import ServiceConfig
@@ -36,14 +39,18 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
     app.state.engine = engine
     sessions = make_sessionmaker(engine)
     terminology.configure(sessions)
+    signer = TokenSigner(token_signing_key(settings))
     app.state.fhir = FhirRuntime(
         sessions=sessions,
+        signer=signer,
+        context_provider=BearerAuth(signer, sessions, tuple(settings.purposes_of_use.split())),
         gate=gate or AllowAllGate(),
         config=ServiceConfig(default_count=settings.default_page_size, max_count=settings.max_page_size),
         public_base_url=settings.public_base_url,
         max_search_results=settings.max_search_results,
     )
     app.include_router(fhir_router, prefix=FHIR_PREFIX)
+    app.include_router(auth_router)
     _install_error_handlers(app)
 
     @app.get("/", include_in_schema=False)

@@ -31,13 +31,17 @@ def _unit_of_work(base_url: str = "") -> Iterator[Any]:
     settings = get_settings()
     engine = _engine_cache.get(settings.database_url) or make_engine(settings.database_url)
     _engine_cache[settings.database_url] = engine
-    context = RequestContext(request_id=str(uuid.uuid4()), client_id="baylink-cli", purpose_of_use="HOPERAT")
+    context = RequestContext(request_id=str(uuid.uuid4()), client_id="baylink-cli", purpose_of_use="HOPERAT",
+                             scopes=OPERATOR_SCOPES)
     with make_sessionmaker(engine)() as session, session.begin():
         repository = FhirRepository(session, context, AllowAllGate(), max_search_results=settings.max_search_results)
         yield FhirService(repository, base_url or settings.public_base_url or "http://127.0.0.1:8000/fhir"), session
 
 
 _engine_cache: dict[str, Any] = {}
+# Operator tooling runs with full scopes and the allow-all gate: it writes reference data and
+# never releases patient data to a third party.
+OPERATOR_SCOPES = ("system/*.cruds",)
 
 
 @app.command()
@@ -70,7 +74,7 @@ def seed() -> None:
     """Load the reference data BayLink ships (idempotent)."""
     from fhir_exchange.identity.documents import NAMING_SYSTEMS_FILE
 
-    files = [*sorted(SEED_DIR.rglob("*.json")), NAMING_SYSTEMS_FILE]
+    files = [*sorted(SEED_DIR.glob("*.json")), NAMING_SYSTEMS_FILE]
     report = _load(files, "seeding")
     failed = _load_terminology([TERMINOLOGY_MANIFEST], {})
     failed += _load_institutions(None)
@@ -251,6 +255,128 @@ def institutions_list(
                                  for d in institution.designations)
         table.add_row(institution.id, institution.jurisdiction, institution.name, designations)
     Console().print(table)
+
+
+clients_app = typer.Typer(help="Hospital systems: register SMART Backend Services clients, get tokens.",
+                           no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
+
+
+@clients_app.command("register")
+def clients_register(
+    org: Annotated[str, typer.Option("--org", help="the institution's Organization id (see: baylink institutions list)")],
+    jwks: Annotated[Path, typer.Option("--jwks", help="the client's public JWKS (JSON file)")],
+    scope: Annotated[str, typer.Option("--scope", help="the most it may be granted")] = "system/*.rs",
+    name: Annotated[str | None, typer.Option(help="a name for the client")] = None,
+    client_id: Annotated[str | None, typer.Option("--client-id", help="choose the client_id (default: generated)")] = None,
+) -> None:
+    """Register a client; prints {"client_id", "institution", "scope"} as JSON."""
+    import orjson
+
+    from fhir_exchange.auth.service import AuthError, ClientRegistry
+
+    try:
+        keys = orjson.loads(jwks.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        console.print(f"[red]cannot read the JWKS {jwks}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    try:
+        with _unit_of_work() as (_, session):
+            client = ClientRegistry(session).register(org, keys, scope, name, client_id)
+    except AuthError as exc:
+        console.print(f"[red]not registered: {exc.description}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    typer.echo(orjson.dumps({"client_id": client.client_id, "institution": client.institution,
+                             "scope": client.scopes}).decode())
+
+
+@clients_app.command("keygen")
+def clients_keygen(
+    out: Annotated[Path, typer.Option(help="where to write the private key (PEM); the JWKS goes beside it")],
+    kind: Annotated[str, typer.Option(help="EC (ES384) or RSA (RS384)")] = "EC",
+) -> None:
+    """Make a key pair for a client: the private key (keep it secret) and its public JWKS."""
+    import os
+
+    import orjson
+
+    from fhir_exchange.auth.keys import generate_private_key_pem, public_jwks
+
+    pem = generate_private_key_pem(kind.upper())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+    jwks_path = out.with_suffix(".jwks.json")
+    jwks_path.write_bytes(orjson.dumps(public_jwks(pem), option=orjson.OPT_INDENT_2))
+    console.print(f"private key: {out}\npublic JWKS: {jwks_path}")
+
+
+@clients_app.command("token")
+def clients_token(
+    client_id: Annotated[str, typer.Option("--client-id")],
+    key: Annotated[Path, typer.Option("--key", help="the client's private key (PEM)")],
+    scope: Annotated[str, typer.Option(help="scopes to ask for")] = "system/*.rs",
+    url: Annotated[str, typer.Option(help="BayLink's base URL")] = "http://127.0.0.1:8000",
+) -> None:
+    """Sign a client assertion with the key, exchange it at /auth/token, print the access token."""
+    import httpx
+
+    from fhir_exchange.auth.keys import client_assertion
+
+    token_url = url.rstrip("/") + "/auth/token"
+    assertion = client_assertion(client_id, key.read_bytes(), token_url)
+    response = httpx.post(token_url, data={
+        "grant_type": "client_credentials", "scope": scope,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion,
+    }, timeout=30)
+    if response.status_code != 200:
+        console.print(f"[red]{response.status_code}: {response.text}[/red]", highlight=False)
+        raise typer.Exit(1)
+    typer.echo(response.json()["access_token"])
+
+
+DEMO_CLIENT = "demo-client"
+DEMO_KEY = Path("var") / "demo-client-key.pem"
+
+
+@app.command()
+def demo() -> None:
+    """Development only: a demo institution and client with a key under var/, and how to use it."""
+    import os
+
+    from fhir_exchange.auth.keys import generate_private_key_pem, public_jwks
+    from fhir_exchange.auth.service import ClientRegistry
+
+    settings = get_settings()
+    if settings.environment == "production":
+        console.print("[red]the demo client is for development only[/red]")
+        raise typer.Exit(2)
+    report = _load([SEED_DIR / "demo" / "Organization-demo-clinic.json"], "demo")
+    if report.failures:
+        raise typer.Exit(1)
+    if not DEMO_KEY.exists():
+        DEMO_KEY.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(DEMO_KEY, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(generate_private_key_pem())
+    with _unit_of_work() as (_, session):
+        registry = ClientRegistry(session)
+        existing = registry.get(DEMO_CLIENT)
+        if existing is not None and existing.jwks != public_jwks(DEMO_KEY.read_bytes()):
+            existing.jwks = public_jwks(DEMO_KEY.read_bytes())
+        elif existing is None:
+            registry.register("demo-clinic", public_jwks(DEMO_KEY.read_bytes()), "system/*.cruds", "BayLink demo client",
+                              DEMO_CLIENT)
+    base = f"http://{settings.host}:{settings.port}"
+    console.print(
+        f"[bold]Demo client[/bold] {DEMO_CLIENT} (institution demo-clinic), private key {DEMO_KEY}. Once serving:\n"
+        f"  TOKEN=$(.venv/bin/baylink clients token --client-id {DEMO_CLIENT} --key {DEMO_KEY} "
+        f"--scope 'system/*.cruds' --url {base})\n"
+        f'  curl -H "Authorization: Bearer $TOKEN" {base}/fhir/Patient',
+        highlight=False, soft_wrap=True,
+    )
 
 
 def _safe_url(url: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from terminology.errors import TerminologyError
 from terminology.service import TerminologyService, Translation
 from terminology.store import TerminologyStore
 
@@ -90,6 +91,17 @@ class Terminology:
         to the code system's own display; None for an unknown system or code."""
         return self._cached(("display", system, code, language),
                             lambda service: service.display(system, code, language))
+
+    def in_value_set(self, value_set: str, system: str, code: str) -> bool:
+        """Whether system#code is in the (current version of the) value set; False for an
+        unknown value set."""
+        def compute(service: TerminologyService) -> bool:
+            try:
+                return service.validate_code_in_value_set(value_set, system, code).result
+            except TerminologyError:
+                return False
+
+        return self._cached(("in", value_set, system, code), compute)
 
     def normalise_unit(self, spelling: str) -> Unit | None:
         """A unit as a hospital feed spelled it (``mmol/l``, ``x10E9/L``, ``毫摩尔/升``) as UCUM;

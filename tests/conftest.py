@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -29,6 +30,7 @@ from sqlalchemy.engine import make_url
 from baylink.app import create_app
 from baylink.migrate import METADATA, upgrade
 from baylink.settings import Settings
+from fhir_exchange.auth.tokens import generate_key_pem
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -90,7 +92,8 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(environment="test", database_url=database_url, celery_eager=True)
+    return Settings(environment="test", database_url=database_url, celery_eager=True,
+                    token_signing_key=generate_key_pem().decode())
 
 
 @pytest.fixture(scope="session")
@@ -117,11 +120,37 @@ def _empty_database(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
 
 
+TEST_INSTITUTION = "test-hospital"
+TEST_CLIENT = "test-client"
+
+
+def issue_token(app, scope: str = "system/*.cruds", *, institution: str = TEST_INSTITUTION,  # type: ignore[no-untyped-def]
+                client_id: str = TEST_CLIENT, lifetime: timedelta = timedelta(hours=6)) -> str:
+    """An access token from the app's own signer, as /auth/token would issue it (the SMART
+    exchange itself is tested in tests/fhir_exchange/auth). Long-lived, for test sessions."""
+    return app.state.fhir.signer.issue(client_id, institution, scope, lifetime=lifetime).token
+
+
 @pytest.fixture
 def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    """An in-process client holding a token with every scope (system/*.cruds)."""
+    with TestClient(app, base_url="http://testserver") as test_client:
+        test_client.headers["Accept"] = "application/fhir+json"
+        test_client.headers["Authorization"] = f"Bearer {issue_token(app)}"
+        yield test_client
+
+
+@pytest.fixture
+def anonymous_client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    """An in-process client without a token."""
     with TestClient(app, base_url="http://testserver") as test_client:
         test_client.headers["Accept"] = "application/fhir+json"
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def live_token(app) -> str:  # type: ignore[no-untyped-def]
+    return issue_token(app)
 
 
 def _free_port() -> int:

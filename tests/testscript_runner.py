@@ -630,11 +630,12 @@ def static_problems(script: dict, fixture_dir: Path | None, examples_dir: Path |
 
 def run_testscript(script: dict, base_url: str, fixture_dir: Path | None, *,
                    examples_dir: Path | None = None, variables: dict[str, str] | None = None,
-                   transport: httpx.BaseTransport | None = None, timeout: float = 30.0) -> TestScriptResult:
+                   transport: httpx.BaseTransport | None = None, timeout: float = 30.0,
+                   headers: dict[str, str] | None = None) -> TestScriptResult:
     """Run ``script`` against the FHIR server at ``base_url``.
 
     Fixtures are read from ``fixture_dir``; a ``Type/id`` reference not found there is read from
     ``examples_dir/Type-id.json`` (e.g. the R4 examples package the spec's TestScripts come with).
     """
-    with httpx.Client(transport=transport, timeout=timeout, follow_redirects=False) as client:
+    with httpx.Client(transport=transport, timeout=timeout, follow_redirects=False, headers=headers) as client:
         return Runner(script, base_url, fixture_dir, client, variables, examples_dir).run()

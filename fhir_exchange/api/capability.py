@@ -68,6 +68,10 @@ def _rest_resources() -> tuple[dict[str, Any], ...]:
     return tuple(resources)
 
 
+def token_endpoint(base_url: str) -> str:
+    return base_url.rstrip("/").removesuffix("/fhir") + "/auth/token"
+
+
 def capability_statement(base_url: str) -> dict[str, Any]:
     return {
         "resourceType": "CapabilityStatement",
@@ -86,6 +90,16 @@ def capability_statement(base_url: str) -> dict[str, Any]:
         "rest": [
             {
                 "mode": "server",
+                "security": {
+                    "extension": [{
+                        "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                        "extension": [{"url": "token", "valueUri": token_endpoint(base_url)}],
+                    }],
+                    "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                             "code": "SMART-on-FHIR"}]}],
+                    "description": "SMART Backend Services: client_credentials with a private_key_jwt assertion "
+                                   "(RS384 or ES384) at the token endpoint; SMART v2 system scopes.",
+                },
                 "documentation": "Result parameters: " + ", ".join(RESULT_PARAMETERS)
                 + "; chaining (one level or more), _has, Prefer: handling=lenient|strict.",
                 "resource": list(_rest_resources()),

@@ -6,11 +6,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
+import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
-from fhir_exchange.api.capability import capability_statement
+from fhir_exchange.api.capability import capability_statement, token_endpoint
 from fhir_exchange.api.rendering import fhir_response, json_body, negotiate, prefer_lenient, prefer_return, render
-from fhir_exchange.api.runtime import UnitOfWork, UnitOfWorkDep
+from fhir_exchange.api.runtime import UnitOfWork, UnitOfWorkDep, base_url_of
+from fhir_exchange.auth.scopes import ADMIN_SCOPE
+from fhir_exchange.auth.service import ASSERTION_ALGORITHMS
 from fhir_exchange.bundles import BundleProcessor
 from fhir_exchange.errors import InvalidRequest, NotFound, from_terminology
 from fhir_exchange.operations import OPERATIONS
@@ -50,8 +53,26 @@ async def _search_form(request: Request) -> list[tuple[str, str]]:
 
 
 @router.get("/metadata")
-def metadata(request: Request, uow: UnitOfWorkDep) -> Response:
-    return fhir_response(capability_statement(uow.base_url), request=request)
+def metadata(request: Request) -> Response:
+    """Open to anyone, as SMART requires: it says how to authenticate."""
+    base_url = base_url_of(request, request.app.state.fhir)
+    return fhir_response(capability_statement(base_url), request=request)
+
+
+@router.get("/.well-known/smart-configuration")
+def smart_configuration(request: Request) -> Response:
+    """SMART configuration for Backend Services (hl7.org/fhir/smart-app-launch/conformance.html)."""
+    base_url = base_url_of(request, request.app.state.fhir)
+    body = {
+        "issuer": base_url,
+        "token_endpoint": token_endpoint(base_url),
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "grant_types_supported": ["client_credentials"],
+        "scopes_supported": ["system/*.cruds", "system/*.rs", "system/*.read", "system/*.write", ADMIN_SCOPE],
+        "capabilities": ["client-confidential-asymmetric", "permission-v2"],
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.get("")

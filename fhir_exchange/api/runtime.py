@@ -3,7 +3,6 @@ transaction and builds the request-scoped repository and service over it."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,15 +11,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from fhir_exchange.auth.tokens import TokenSigner
 from fhir_exchange.ports import ReleaseGate, RequestContext
 from fhir_exchange.service import FhirService, ServiceConfig
 from fhir_exchange.store.repository import FhirRepository
 
 
-def anonymous_context(request: Request) -> RequestContext:
-    """The context of an unauthenticated development caller (replaced when auth is wired in)."""
-    purpose = request.headers.get("X-Purpose-Of-Use", "TREAT")
-    return RequestContext(request_id=request.headers.get("X-Request-ID") or str(uuid.uuid4()), purpose_of_use=purpose)
+def _no_context(request: Request) -> RequestContext:
+    raise RuntimeError("no context provider: the composition root must give FhirRuntime one (BearerAuth)")
 
 
 @dataclass
@@ -31,7 +29,8 @@ class FhirRuntime:
     gate: ReleaseGate
     config: ServiceConfig = field(default_factory=ServiceConfig)
     public_base_url: str = ""
-    context_provider: Callable[[Request], RequestContext] = anonymous_context
+    context_provider: Callable[[Request], RequestContext] = _no_context
+    signer: TokenSigner | None = None
     max_search_results: int = 1_000_000
 
 

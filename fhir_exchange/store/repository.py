@@ -21,6 +21,7 @@ from sqlalchemy import Row, delete, false, func, insert, or_, select, tuple_, up
 from sqlalchemy.orm import Session
 
 from fhir_exchange import terminology_sync
+from fhir_exchange.auth.scopes import LETTERS, Scopes
 from fhir_exchange.errors import Forbidden, Gone, InvalidRequest, NotFound, PreconditionFailed
 from fhir_exchange.ports import Release, ReleaseGate, RequestContext
 from fhir_exchange.search import index as ix
@@ -97,9 +98,22 @@ class FhirRepository:
     ) -> None:
         self.session = session
         self.context = context
+        self._scopes = Scopes(context.scopes)
         self._gate = gate
         self._sql = SearchSQL(base_urls)
         self._max_search_results = max_search_results
+
+    # --- scopes: what the caller's access token lets it do (SMART v2 c r u d s) ----------------
+
+    def require(self, resource_type: str, letter: str) -> None:
+        if not self._scopes.allows(resource_type, letter):
+            raise Forbidden(
+                f"the access token does not allow {LETTERS[letter]} on {resource_type} "
+                f"(it needs the scope system/{resource_type}.{letter} or wider)"
+            )
+
+    def _may_see(self, resource_type: str) -> bool:
+        return self._scopes.allows(resource_type, "r") or self._scopes.allows(resource_type, "s")
 
     # --- the gate ----------------------------------------------------------------------------
 
@@ -146,6 +160,7 @@ class FhirRepository:
         return (row[0], row[1]) if row else None
 
     def read(self, resource_type: str, resource_id: str) -> StoredResource:
+        self.require(resource_type, "r")
         row = self._row(resource_type, resource_id)
         if row is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
@@ -157,6 +172,7 @@ class FhirRepository:
         return self._release_or_refuse(_from_row(row))
 
     def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
+        self.require(resource_type, "r")
         version = self.session.execute(
             select(ResourceVersion).where(
                 ResourceVersion.res_type == resource_type,
@@ -181,6 +197,7 @@ class FhirRepository:
     # --- writes ------------------------------------------------------------------------------
 
     def create(self, resource_type: str, content: dict[str, Any], resource_id: str | None = None) -> StoredResource:
+        self.require(resource_type, "c")
         new_id = resource_id or str(uuid.uuid4())
         stored = self._write(resource_type, new_id, content, "POST", None)
         return self._release_written(stored)
@@ -189,6 +206,7 @@ class FhirRepository:
         self, resource_type: str, resource_id: str, content: dict[str, Any], *, if_match: int | None = None
     ) -> tuple[StoredResource, bool]:
         """Update, or create with the client's id (update-as-create). Returns (version, created)."""
+        self.require(resource_type, "u")
         row = self._row(resource_type, resource_id, for_update=True)
         if if_match is not None:
             current = row.version_id if row is not None and not row.deleted else None
@@ -204,6 +222,7 @@ class FhirRepository:
     def delete(self, resource_type: str, resource_id: str, *, if_match: int | None = None) -> StoredResource | None:
         """Write a tombstone. None if there was nothing to delete: already deleted, or never
         written (R4 http.html#delete answers both as success)."""
+        self.require(resource_type, "d")
         row = self._row(resource_type, resource_id, for_update=True)
         if row is None:
             if if_match is not None:
@@ -286,6 +305,7 @@ class FhirRepository:
 
     def search_pks(self, query: SearchQuery) -> list[int]:
         """The pks of every match, in the requested order (ungated: ids only)."""
+        self.require(query.resource_type, "s")
         stmt = self._sql.matching(query.resource_type, query.criteria)
         stmt = stmt.order_by(*self._sql.order_by(query.resource_type, query.sort))
         stmt = stmt.limit(self._max_search_results + 1)
@@ -297,11 +317,13 @@ class FhirRepository:
         return pks
 
     def count(self, query: SearchQuery) -> int:
+        self.require(query.resource_type, "s")
         subquery = self._sql.matching(query.resource_type, query.criteria).subquery()
         return self.session.execute(select(func.count()).select_from(subquery)).scalar_one()
 
     def match_ids(self, query: SearchQuery, limit: int = 2) -> list[str]:
         """Ids of up to ``limit`` matches, for conditional interactions (ungated: ids only)."""
+        self.require(query.resource_type, "s")
         stmt = self._sql.matching(query.resource_type, query.criteria).with_only_columns(ResourceRow.res_id)
         return list(self.session.execute(stmt.order_by(ResourceRow.pk).limit(limit)).scalars())
 
@@ -325,7 +347,7 @@ class FhirRepository:
             new = [pk for pk in dict.fromkeys(pks) if pk not in seen]
             seen.update(new)
             loaded = self.load(new)
-            result += loaded
+            result += [r for r in loaded if self._may_see(r.resource_type)]  # scopes limit includes too
             frontier = loaded
         return result
 
@@ -380,6 +402,7 @@ class FhirRepository:
         snapshot = self.session.get(SearchSnapshot, snapshot_id)
         if snapshot is None or snapshot.created < _now() - SNAPSHOT_LIFETIME:
             raise Gone(f"the search result set '{snapshot_id}' has expired or never existed; search again")
+        self.require(snapshot.res_type, "s")
         return snapshot
 
     # --- history -----------------------------------------------------------------------------
@@ -398,6 +421,10 @@ class FhirRepository:
         ``max_pk`` bounds later pages so that versions written meanwhile do not shift them."""
         v = ResourceVersion
         conditions = []
+        if resource_id is not None:
+            self.require(resource_type or "", "r")
+        elif resource_type is not None:
+            self.require(resource_type, "s")
         if resource_type is not None:
             conditions.append(v.res_type == resource_type)
             if resource_type not in registry().resource_types():
@@ -414,7 +441,8 @@ class FhirRepository:
         total = self.session.execute(select(func.count()).select_from(v).where(*conditions)).scalar_one()
         stmt = select(v).where(*conditions).order_by(v.pk.desc()).offset(offset).limit(count)
         versions = self.session.execute(stmt).scalars().all()
-        return self._release_all(_from_version(x) for x in versions), total, at_most_pk
+        visible = (_from_version(x) for x in versions if self._may_see(x.res_type))
+        return self._release_all(visible), total, at_most_pk
 
     # --- bulk helpers ------------------------------------------------------------------------
 

@@ -8,8 +8,8 @@ from fhirpy.base.searchset import Raw
 
 
 @pytest.fixture
-def fhirpy_client(live_server: str) -> SyncFHIRClient:
-    return SyncFHIRClient(live_server)
+def fhirpy_client(live_server: str, live_token: str) -> SyncFHIRClient:
+    return SyncFHIRClient(live_server, authorization=f"Bearer {live_token}")
 
 
 def test_fhirpy_create_read_update(fhirpy_client: SyncFHIRClient) -> None:
@@ -95,12 +95,13 @@ def test_fhirpy_transaction(fhirpy_client: SyncFHIRClient) -> None:
     assert observation["subject"]["reference"] == f"Patient/{patient_id}"
 
 
-def test_fhirclient_metadata_read_search(live_server: str) -> None:
+def test_fhirclient_metadata_read_search(live_server: str, live_token: str) -> None:
     from fhirclient import client as fc_client
     from fhirclient.models.capabilitystatement import CapabilityStatement
     from fhirclient.models.patient import Patient
 
     smart = fc_client.FHIRClient(settings={"app_id": "baylink-test", "api_base": live_server})
+    smart.server.session.headers["Authorization"] = f"Bearer {live_token}"
     smart.prepare()  # fetches /metadata and parses it with the strict R4 model
     statement = CapabilityStatement.read_from("metadata", smart.server)
     assert statement.fhirVersion == "4.0.1"

@@ -167,13 +167,14 @@ def _script_or_skip(path: Path | None) -> tuple[dict, list[str]]:
     return script, errata
 
 
-def _run(script: dict, path: Path, base_url: str, errata: list[str]) -> TestScriptResult:
+def _run(script: dict, path: Path, base_url: str, errata: list[str], token: str) -> TestScriptResult:
+    auth = {"Authorization": f"Bearer {token}"}
     if path.name in NEEDS_KNOWN_PATIENT:
         known = _load(CRUCIBLE / "fixtures" / "Patient" / "example.json")
         response = httpx.put(f"{base_url}/Patient/example", json=known,
-                             headers={"Content-Type": "application/fhir+json"})
+                             headers={"Content-Type": "application/fhir+json", **auth})
         assert response.status_code in (200, 201), f"could not put the known Patient/example: {response.text}"
-    result = run_testscript(script, base_url, path.parent, examples_dir=EXAMPLES, variables=INPUTS)
+    result = run_testscript(script, base_url, path.parent, examples_dir=EXAMPLES, variables=INPUTS, headers=auth)
     report = result.report() + "".join(f"\nerratum applied: {reason}" for reason in errata)
     print(report)
     assert result.passed, report
@@ -181,10 +182,10 @@ def _run(script: dict, path: Path, base_url: str, errata: list[str]) -> TestScri
 
 
 @pytest.mark.parametrize("path", SCRIPTS)
-def test_testscript(live_server: str, path: Path | None) -> None:
+def test_testscript(live_server: str, live_token: str, path: Path | None) -> None:
     script, errata = _script_or_skip(path)
     assert path is not None
-    result = _run(script, path, live_server, errata)
+    result = _run(script, path, live_server, errata, live_token)
     if all(a.status == "skip" for a in result.actions):
         operations = [a for a in result.actions if a.kind == "operation"]
         assert operations and all("XML not supported" in a.message for a in operations), result.report()
@@ -193,10 +194,10 @@ def test_testscript(live_server: str, path: Path | None) -> None:
 
 
 @pytest.mark.parametrize("path", XML_SCRIPTS or [pytest.param(None, id="none")])
-def test_testscript_as_json(live_server: str, path: Path | None) -> None:
+def test_testscript_as_json(live_server: str, live_token: str, path: Path | None) -> None:
     script, errata = _script_or_skip(path)
     assert path is not None
-    result = _run(_as_json(script), path, live_server, errata)
+    result = _run(_as_json(script), path, live_server, errata, live_token)
     skipped = [a for a in result.actions if a.status == "skip"]
     assert not any("XML" in a.message for a in skipped), result.report()
     assert len(skipped) < len(result.actions), result.report()

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from baylink.app import create_app
 from fhir_exchange.ports import Release, ReleaseDecision, RequestContext
+from tests.conftest import issue_token
 
 SECRET = {"system": "urn:test", "code": "secret"}
 
@@ -41,6 +42,7 @@ def gated(settings, gate, app) -> Any:  # type: ignore[no-untyped-def]
     # `app` is requested so the database is emptied before this test
     application = create_app(settings, gate=gate)
     with TestClient(application, base_url="http://testserver") as client:
+        client.headers["Authorization"] = f"Bearer {issue_token(application)}"
         yield client
     application.state.engine.dispose()
 
