@@ -6,10 +6,9 @@ so they neither pay the ~1 s load per test nor touch the shared store that the `
 fixture empties before each test (they must not request ``app`` or ``client``). Tests that
 write use ``fhir``: the ordinary ``client`` over the emptied shared store.
 
-Both clients check that every response with a body is ``application/fhir+json``, and both
-call as an operator with every system scope (``operator_context``): who may call is not what
-these tests are about, so they plug that context in through ``FhirRuntime.context_provider``
-rather than depend on how access tokens are issued.
+Both clients hold an access token with every scope (``system/*.cruds``, from the app's own
+signer via ``tests.conftest.issue_token``) and check that every response with a body is
+``application/fhir+json``.
 """
 
 from __future__ import annotations
@@ -21,39 +20,35 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 import terminology.api
 from baylink.app import create_app
+from baylink.cli import OPERATOR_SCOPES
 from baylink.migrate import upgrade
 from baylink.settings import Settings
+from fhir_exchange.auth.tokens import generate_key_pem
 from fhir_exchange.ports import AllowAllGate, RequestContext
 from fhir_exchange.service import FhirService
 from fhir_exchange.store.db import make_engine, make_sessionmaker
 from fhir_exchange.store.repository import FhirRepository
 from fhir_exchange.terminology_sync import load_source
 from terminology.loader import read_manifest
-from tests.conftest import _postgres_database
+from tests.conftest import _postgres_database, issue_token
 from tests.fhir_exchange.operations.support import FHIR_JSON, MANIFEST
-
-OPERATOR_SCOPES = ("system/*.cruds",)
-
-
-def operator_context(request: Request | None = None) -> RequestContext:
-    return RequestContext(request_id=str(uuid.uuid4()), client_id="operation-tests", purpose_of_use="HOPERAT",
-                          scopes=OPERATOR_SCOPES)
 
 
 def _load_starter(database_url: str) -> None:
     """Every manifest file, one transaction each, opened as ``baylink/cli.py``'s ``_unit_of_work``
-    opens it (an operator's context and the allow-all gate)."""
+    opens it (an operator's context with full scopes, and the allow-all gate)."""
     engine = make_engine(database_url)
     try:
         sessions = make_sessionmaker(engine)
         for source in read_manifest(MANIFEST):
+            context = RequestContext(request_id=str(uuid.uuid4()), client_id="operation-tests", purpose_of_use="HOPERAT",
+                                     scopes=OPERATOR_SCOPES)
             with sessions() as session, session.begin():
-                repository = FhirRepository(session, operator_context(), AllowAllGate())
+                repository = FhirRepository(session, context, AllowAllGate())
                 load_source(FhirService(repository, "http://testserver/fhir"), source)
     finally:
         engine.dispose()
@@ -90,12 +85,13 @@ def loaded_client(loaded_database_url: str) -> Iterator[TestClient]:
     # create_app points the process-wide terminology API at its own sessions; put back whatever
     # was configured before, so tests elsewhere in this process keep reading their database.
     previous = terminology.api.configured()
-    application = create_app(Settings(environment="test", database_url=loaded_database_url, celery_eager=True))
+    application = create_app(Settings(environment="test", database_url=loaded_database_url, celery_eager=True,
+                                      token_signing_key=generate_key_pem().decode()))
     terminology.api._default = previous
-    application.state.fhir.context_provider = operator_context
     try:
         with TestClient(application, base_url="http://testserver") as test_client:
             test_client.headers["Accept"] = FHIR_JSON
+            test_client.headers["Authorization"] = f"Bearer {issue_token(application)}"
             test_client.event_hooks["response"].append(_check_media_type)
             yield test_client
     finally:
@@ -103,14 +99,8 @@ def loaded_client(loaded_database_url: str) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def fhir(app: FastAPI, client: TestClient) -> Iterator[TestClient]:
-    """The shared ``client`` over the emptied store, calling as ``loaded_client`` does."""
-    runtime = app.state.fhir
-    provider = runtime.context_provider
-    runtime.context_provider = operator_context
+def fhir(client: TestClient) -> Iterator[TestClient]:
+    """The shared ``client`` (every scope) over the emptied store, checking media types."""
     client.event_hooks["response"].append(_check_media_type)
-    try:
-        yield client
-    finally:
-        client.event_hooks["response"].remove(_check_media_type)
-        runtime.context_provider = provider
+    yield client
+    client.event_hooks["response"].remove(_check_media_type)
