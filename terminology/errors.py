@@ -44,3 +44,10 @@ class NotFound(TerminologyError):
 
 class Unsupported(TerminologyError):
     code = "not-supported"
+
+
+class Conflict(TerminologyError):
+    """The content clashes with what another resource already holds (e.g. its url|version)."""
+
+    status = 409
+    code = "duplicate"

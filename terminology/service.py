@@ -21,6 +21,9 @@ from terminology.models import CodeSystemVersion
 from terminology.store import ConceptRow, SaveResult, Selection, TerminologyStore, filter_needles, search_text
 
 MAX_VALUE_SET_DEPTH = 8
+# Read backwards (target to source), a map's equivalence turns round: a target wider than its
+# source is a source narrower than its target (R4 ConceptMapEquivalence).
+REVERSED = {"wider": "narrower", "narrower": "wider", "subsumes": "specializes", "specializes": "subsumes"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,8 @@ class TerminologyService:
         kind = resource.get("resourceType")
         if not resource.get("url"):
             return None
+        if resource.get("id") and kind in ("CodeSystem", "ConceptMap", "ValueSet"):
+            self.store.forget_other_urls(kind, resource["id"], resource["url"])
         if kind == "CodeSystem":
             if resource.get("content") in ("not-present", "supplement"):
                 return None
@@ -395,7 +400,8 @@ class TerminologyService:
                 if key not in display_cache:
                     display_cache[key] = self.display(out_system, out_code, language)
                 display = display_cache[key] or display
-            matches.append(Translation(element.equivalence, out_system, out_code, display, url, element.comment))
+            equivalence = REVERSED.get(element.equivalence, element.equivalence) if reverse else element.equivalence
+            matches.append(Translation(equivalence, out_system, out_code, display, url, element.comment))
         result = any(m.equivalence not in NO_MATCH for m in matches)
         message = None
         if not matches:

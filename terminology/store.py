@@ -13,7 +13,7 @@ from sqlalchemy import Select, column, delete, func, insert, literal, or_, selec
 from sqlalchemy.orm import Session
 
 from terminology.content import CodeSystemContent, ConceptMapContent, ValueSetContent
-from terminology.errors import Problem
+from terminology.errors import Conflict, Problem
 from terminology.languages import has_han
 from terminology.models import (
     CodeSystemVersion,
@@ -124,6 +124,22 @@ class TerminologyStore:
         ).scalar_one_or_none()
         return version, existing
 
+    @staticmethod
+    def _check_owner(existing: Any, kind: str, resource_id: str | None) -> None:
+        """One url|version belongs to one resource: a second resource claiming it is refused."""
+        if existing is not None and existing.resource_id and resource_id and existing.resource_id != resource_id:
+            raise Conflict(f"{kind} {existing.url}|{existing.version} already belongs to {kind}/{existing.resource_id}; "
+                           f"give {kind}/{resource_id} another version or url, or update {kind}/{existing.resource_id}")
+
+    def forget_other_urls(self, resource_type: str, resource_id: str, url: str) -> None:
+        """What a resource brought under a url it no longer has (an update changed its url)."""
+        model = {"CodeSystem": CodeSystemVersion, "ConceptMap": ConceptMapVersion, "ValueSet": ValueSetVersion}[resource_type]
+        stale = self.session.execute(
+            select(model.pk).where(model.resource_id == resource_id, model.url != url)
+        ).first()
+        if stale is not None:
+            self.delete_resource(resource_type, resource_id, keep_url=url)
+
     def _make_current(self, model: Any, url: str, pk: int) -> None:
         self.session.execute(update(model).where(model.url == url, model.pk != pk).values(current=False))
         self.session.execute(update(model).where(model.pk == pk).values(current=True))
@@ -131,6 +147,7 @@ class TerminologyStore:
     def save_code_system(self, content: CodeSystemContent, origin: str | None = None) -> SaveResult:
         content_hash = content.content_hash()
         version, existing = self._resolve_version(CodeSystemVersion, content.url, content.version, content_hash)
+        self._check_owner(existing, "CodeSystem", content.resource_id)
         if existing is not None and existing.content_hash == content_hash:
             existing.resource_id = content.resource_id or existing.resource_id
             if not existing.current:
@@ -217,6 +234,7 @@ class TerminologyStore:
     def save_concept_map(self, content: ConceptMapContent, origin: str | None = None) -> SaveResult:
         content_hash = content.content_hash()
         version, existing = self._resolve_version(ConceptMapVersion, content.url, content.version, content_hash)
+        self._check_owner(existing, "ConceptMap", content.resource_id)
         if existing is not None and existing.content_hash == content_hash:
             existing.resource_id = content.resource_id or existing.resource_id
             if not existing.current:
@@ -248,6 +266,7 @@ class TerminologyStore:
     def save_value_set(self, content: ValueSetContent, origin: str | None = None) -> SaveResult:
         content_hash = content.content_hash()
         version, existing = self._resolve_version(ValueSetVersion, content.url, content.version or "", content_hash)
+        self._check_owner(existing, "ValueSet", content.resource_id)
         if existing is not None and existing.content_hash == content_hash:
             existing.resource_id = content.resource_id or existing.resource_id
             if not existing.current:
@@ -264,11 +283,15 @@ class TerminologyStore:
         self._log("ValueSet", content.url, version, origin, content_hash, 0)
         return SaveResult("ValueSet", content.url, version, "loaded", 0)
 
-    def delete_resource(self, resource_type: str, resource_id: str) -> None:
+    def delete_resource(self, resource_type: str, resource_id: str, *, keep_url: str | None = None) -> None:
         """Forget what a deleted CodeSystem / ConceptMap / ValueSet resource brought (all its
-        versions); an earlier version of the same url loaded from elsewhere becomes current."""
+        versions, or those not under ``keep_url``); an earlier version of the same url loaded
+        from elsewhere becomes current."""
         model = {"CodeSystem": CodeSystemVersion, "ConceptMap": ConceptMapVersion, "ValueSet": ValueSetVersion}[resource_type]
-        rows = self.session.execute(select(model.pk, model.url).where(model.resource_id == resource_id)).all()
+        stmt = select(model.pk, model.url).where(model.resource_id == resource_id)
+        if keep_url is not None:
+            stmt = stmt.where(model.url != keep_url)
+        rows = self.session.execute(stmt).all()
         for pk, url in rows:
             if model is CodeSystemVersion:
                 self._delete_code_system_rows(pk)

@@ -11,6 +11,7 @@ from typing import Any
 from fhir_exchange.errors import InvalidRequest
 from fhir_exchange.operations.common import OperationCall
 from fhir_exchange.operations.parameters import Spec
+from terminology.fhir import DERIVED_EXTENSION
 
 SPEC = Spec("expand", {
     "url": "uri", "valueSet": "Resource", "valueSetVersion": "string", "context": "uri", "contextDirection": "code",
@@ -56,7 +57,11 @@ def run(call: OperationCall) -> dict[str, Any]:
         if entry.display:
             item["display"] = entry.display
         if entry.designations:
-            item["designation"] = [{"language": d.language, "value": d.value} for d in entry.designations]
+            item["designation"] = [
+                {"language": d.language, "value": d.value,
+                 **({"extension": [{"url": DERIVED_EXTENSION, "valueString": d.derived_by}]} if d.derived_by else {})}
+                for d in entry.designations
+            ]
         contains.append(item)
     value_set: dict[str, Any] = {"resourceType": "ValueSet"}
     if call.resource_id:

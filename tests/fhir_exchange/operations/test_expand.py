@@ -181,16 +181,13 @@ def test_include_designations(loaded_client) -> None:
     }
 
 
-# BUG (minor; fhir_exchange/operations/expand.py, run(): contains[].designation is built from
-# language and value only): a derived designation loses its designation-derived-by extension in
-# $expand, though $lookup and the stored CodeSystem carry it. Strict xfail: drop it once fixed.
-@pytest.mark.xfail(strict=True, reason="BUG: $expand drops the designation-derived-by extension of derived designations")
+# A derived designation keeps its designation-derived-by extension in $expand too (regression).
 def test_include_designations_marks_derived_ones(loaded_client) -> None:
     value_set = expand(loaded_client, url=f"{HK_LAB}?fhir_vs", filter="Haemoglobin", includeDesignations="true")
     hb = next(c for c in contains(value_set) if c["code"] == "HB")
     simplified = next(d for d in hb["designation"] if d["language"] == "zh-Hans")
     assert simplified["value"] == "血红素"
-    assert simplified.get("extension") == [{"url": DERIVED_EXTENSION, "valueString": "opencc:hk2s"}]  # fails: no extension
+    assert simplified.get("extension") == [{"url": DERIVED_EXTENSION, "valueString": "opencc:hk2s"}]
 
 
 def test_is_a_filter_in_an_inline_value_set(loaded_client) -> None:

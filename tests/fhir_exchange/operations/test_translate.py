@@ -89,6 +89,13 @@ def test_reverse(loaded_client) -> None:
     assert found[0]["source"] == CN_TO_WHO
 
 
+def test_reverse_turns_the_equivalence_round(loaded_client) -> None:
+    # E11.201 -> E11.2 is "wider" (the WHO code is wider); read backwards E11.201 is narrower than E11.2
+    body = ok(loaded_client.get(TRANSLATE, params={"system": ICD10, "code": "E11.2", "reverse": "true"}))
+    found = {m["concept"]["code"]: m["equivalence"] for m in matches(body)}
+    assert found["E11.201"] == "narrower"
+
+
 def test_reverse_with_targetsystem(loaded_client) -> None:
     body = ok(loaded_client.get(TRANSLATE, params={"system": LOINC, "code": "718-7", "reverse": "true", "targetsystem": HK_LAB}))
     assert [(m["concept"]["system"], m["concept"]["code"]) for m in matches(body)] == [(HK_LAB, "HB")]

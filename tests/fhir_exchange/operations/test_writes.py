@@ -169,43 +169,35 @@ def test_a_value_set_written_expanded_validated_and_deleted(fhir) -> None:
     assert VALUE_SET in outcome(fhir.get("/fhir/ValueSet/$expand", params={"url": VALUE_SET}), 404)
 
 
-# --- bugs found while writing these tests (strict xfail: they start failing once fixed, then
-# --- drop the marker) ------------------------------------------------------------------------
+# --- regressions: bugs these tests found ----------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: terminology_sync.written does not forget what a resource brought "
-                                       "under its previous url when an update changes the url")
 @pytest.mark.parametrize("resource_type", ["CodeSystem", "ValueSet"])
 def test_changing_the_url_forgets_the_old_one(fhir, resource_type: str) -> None:
-    # BUG (fhir_exchange/terminology_sync.py, written(); terminology/store.py, save_*): an update
-    # ingests the new document only; the rows of the previous url keep the resource's id and stay
-    # current, so the old url is still answered though no stored resource has it any more.
+    # An update that changes the url forgets what the resource brought under the old url.
     fhir.put("/fhir/CodeSystem/colours", json=colours())
     if resource_type == "CodeSystem":
         fhir.put("/fhir/CodeSystem/colours", json=colours("2", url=f"{SYSTEM}-renamed"))
         assert out(ok(fhir.get(LOOKUP, params={"system": f"{SYSTEM}-renamed", "code": "R"})), "display") == "Red"
         assert stored(fhir, "CodeSystem", SYSTEM) == 0
-        outcome(lookup(fhir, "R"), 404)  # fails: 200 from the stale rows
+        outcome(lookup(fhir, "R"), 404)
     else:
         value_set = {"resourceType": "ValueSet", "id": "warm", "url": VALUE_SET, "status": "active",
                      "compose": {"include": [{"system": SYSTEM, "concept": [{"code": "R"}]}]}}
         fhir.put("/fhir/ValueSet/warm", json=value_set)
         fhir.put("/fhir/ValueSet/warm", json={**value_set, "url": f"{VALUE_SET}-renamed"})
         assert stored(fhir, "ValueSet", VALUE_SET) == 0
-        outcome(fhir.get("/fhir/ValueSet/$expand", params={"url": VALUE_SET}), 404)  # fails: 200
+        outcome(fhir.get("/fhir/ValueSet/$expand", params={"url": VALUE_SET}), 404)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a second resource with the same url|version takes over the terminology "
-                                       "rows; deleting it strands the first resource")
 def test_deleting_one_of_two_resources_with_the_same_url_and_version_keeps_the_other(fhir) -> None:
-    # BUG (terminology/store.py, save_code_system: ``existing.resource_id = content.resource_id``;
-    # delete_resource deletes by resource_id): CodeSystem/a and CodeSystem/b both carry
-    # SYSTEM|1; b's save reassigns the stored version to b, and DELETE b removes it, while
-    # CodeSystem/a is still in the store. Either refuse b (the url|version is taken) or keep a's.
+    # One url|version belongs to one resource: a second resource claiming it is refused (409),
+    # so deleting it cannot strand the first.
     assert fhir.put("/fhir/CodeSystem/a", json=colours(resource_id="a")).status_code == 201
     second = fhir.put("/fhir/CodeSystem/b", json=colours(resource_id="b"))
-    if second.status_code >= 400:
-        return  # refusing the duplicate canonical is a fix too
+    assert second.status_code == 409
+    assert "already belongs to CodeSystem/a" in second.json()["issue"][0]["diagnostics"]
+    assert fhir.get("/fhir/CodeSystem/b").status_code == 404
     assert fhir.delete("/fhir/CodeSystem/b").status_code == 204
     assert ok(fhir.get("/fhir/CodeSystem/a"), "CodeSystem")["url"] == SYSTEM
-    assert out(ok(lookup(fhir, "R")), "display") == "Red"  # fails: 404
+    assert out(ok(lookup(fhir, "R")), "display") == "Red"
