@@ -379,6 +379,25 @@ def demo() -> None:
     )
 
 
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the AuditEvent hash chain end to end; names the first bad record and exits 1."""
+    from fhir_exchange.audit.trail import verify
+
+    with _unit_of_work() as (_, session):
+        result = verify(session)
+    if result.ok:
+        console.print(f"[green]audit chain intact: {result.checked} records[/green]")
+        return
+    console.print(f"[red]audit chain broken after {result.checked} good records: {result.problem}[/red]", highlight=False,
+                  soft_wrap=True)
+    raise typer.Exit(1)
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 

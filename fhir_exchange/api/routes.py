@@ -4,7 +4,7 @@ renders the outcome. No SQL and no release decisions here (the repository makes 
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
@@ -83,7 +83,7 @@ def system_get(request: Request, uow: UnitOfWorkDep) -> Response:
         raise InvalidRequest("system-level search is not supported; search a resource type, e.g. GET /fhir/Patient")
     offset = int(request.query_params.get("_offset", "0") or 0)
     count = request.query_params.get("_count")
-    with uow.transaction() as service:
+    with uow.transaction("search-system", str(request.url.query)) as service:
         outcome = service.page(snapshot, offset, int(count) if count and count.isdigit() else None)
     return render(outcome, request, uow.base_url)
 
@@ -91,7 +91,7 @@ def system_get(request: Request, uow: UnitOfWorkDep) -> Response:
 @router.post("")
 @router.post("/")
 def transaction(request: Request, uow: UnitOfWorkDep, body: JsonBody) -> Response:
-    with uow.transaction() as service:
+    with uow.transaction("transaction") as service:
         assert uow.session is not None
         result = BundleProcessor(service, uow.session, prefer_return(request)).process(body)
     return fhir_response(result, 200, request=request)
@@ -99,7 +99,7 @@ def transaction(request: Request, uow: UnitOfWorkDep, body: JsonBody) -> Respons
 
 @router.get("/_history")
 def system_history(request: Request, uow: UnitOfWorkDep) -> Response:
-    with uow.transaction() as service:
+    with uow.transaction("history-system") as service:
         outcome = service.history(None, None, _query_items(request))
     return render(outcome, request, uow.base_url)
 
@@ -125,7 +125,7 @@ def _operation(request: Request, uow: UnitOfWork, body: Any, resource_type: str,
         given = OperationInput.from_parameters(operation.spec, body, query)
     else:
         given = OperationInput.from_query(operation.spec, query)
-    with uow.transaction() as service:
+    with uow.transaction("operation", f"${name} {request.url.query}") as service:
         if resource_id is not None:
             service.repo.read(resource_type, resource_id)  # 404 / 410 for an unknown instance
         assert uow.session is not None
@@ -154,7 +154,7 @@ def instance_operation(resource_type: str, resource_id: str, name: str, request:
 
 @router.get("/{resource_type}")
 def search(resource_type: str, request: Request, uow: UnitOfWorkDep) -> Response:
-    with uow.transaction() as service:
+    with uow.transaction("search-type", f"{resource_type}?{request.url.query}") as service:
         outcome = service.search(resource_type, _query_items(request), lenient=prefer_lenient(request))
     return render(outcome, request, uow.base_url)
 
@@ -164,14 +164,14 @@ def search_post(
     resource_type: str, request: Request, uow: UnitOfWorkDep,
     items: Annotated[list[tuple[str, str]], Depends(_search_form)],
 ) -> Response:
-    with uow.transaction() as service:
+    with uow.transaction("search-type", f"{resource_type}?{urlencode(items)}") as service:
         outcome = service.search(resource_type, items, lenient=prefer_lenient(request))
     return render(outcome, request, uow.base_url)
 
 
 @router.get("/{resource_type}/_history")
 def type_history(resource_type: str, request: Request, uow: UnitOfWorkDep) -> Response:
-    with uow.transaction() as service:
+    with uow.transaction("history-type") as service:
         outcome = service.history(resource_type, None, _query_items(request))
     return render(outcome, request, uow.base_url)
 
@@ -185,7 +185,7 @@ def create(resource_type: str, request: Request, uow: UnitOfWorkDep, body: JsonB
         from urllib.parse import urlencode
 
         criteria = urlencode(query)
-    with uow.transaction() as service:
+    with uow.transaction("create") as service:
         outcome = service.create(resource_type, body, if_none_exist=criteria)
     return render(outcome, request, uow.base_url, honour_prefer=True)
 
@@ -193,14 +193,14 @@ def create(resource_type: str, request: Request, uow: UnitOfWorkDep, body: JsonB
 @router.put("/{resource_type}")
 def conditional_update(resource_type: str, request: Request, uow: UnitOfWorkDep, body: JsonBody) -> Response:
     items = _query_items(request)
-    with uow.transaction() as service:
+    with uow.transaction("update", f"{resource_type}?{request.url.query}") as service:
         outcome = service.conditional_update(resource_type, items, body, if_match=_if_match(request))
     return render(outcome, request, uow.base_url, honour_prefer=True)
 
 
 @router.delete("/{resource_type}")
 def conditional_delete(resource_type: str, request: Request, uow: UnitOfWorkDep) -> Response:
-    with uow.transaction() as service:
+    with uow.transaction("delete", f"{resource_type}?{request.url.query}") as service:
         outcome = service.conditional_delete(resource_type, _query_items(request))
     return render(outcome, request, uow.base_url)
 
@@ -210,7 +210,7 @@ def conditional_delete(resource_type: str, request: Request, uow: UnitOfWorkDep)
 
 @router.get("/{resource_type}/{resource_id}")
 def read(resource_type: str, resource_id: str, request: Request, uow: UnitOfWorkDep) -> Response:
-    with uow.transaction() as service:
+    with uow.transaction("read") as service:
         outcome = service.read(resource_type, resource_id)
     if_none_match = request.headers.get("if-none-match")
     if if_none_match and outcome.stored is not None:
@@ -223,27 +223,27 @@ def read(resource_type: str, resource_id: str, request: Request, uow: UnitOfWork
 
 @router.put("/{resource_type}/{resource_id}")
 def update(resource_type: str, resource_id: str, request: Request, uow: UnitOfWorkDep, body: JsonBody) -> Response:
-    with uow.transaction() as service:
+    with uow.transaction("update") as service:
         outcome = service.update(resource_type, resource_id, body, if_match=_if_match(request))
     return render(outcome, request, uow.base_url, honour_prefer=True)
 
 
 @router.delete("/{resource_type}/{resource_id}")
 def delete(resource_type: str, resource_id: str, request: Request, uow: UnitOfWorkDep) -> Response:
-    with uow.transaction() as service:
+    with uow.transaction("delete") as service:
         outcome = service.delete(resource_type, resource_id, if_match=_if_match(request))
     return render(outcome, request, uow.base_url)
 
 
 @router.get("/{resource_type}/{resource_id}/_history")
 def instance_history(resource_type: str, resource_id: str, request: Request, uow: UnitOfWorkDep) -> Response:
-    with uow.transaction() as service:
+    with uow.transaction("history-instance") as service:
         outcome = service.history(resource_type, resource_id, _query_items(request))
     return render(outcome, request, uow.base_url)
 
 
 @router.get("/{resource_type}/{resource_id}/_history/{version_id}")
 def vread(resource_type: str, resource_id: str, version_id: str, request: Request, uow: UnitOfWorkDep) -> Response:
-    with uow.transaction() as service:
+    with uow.transaction("vread") as service:
         outcome = service.vread(resource_type, resource_id, version_id)
     return render(outcome, request, uow.base_url)

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from fhir_exchange.audit.trail import AuditRecorder, append
 from fhir_exchange.auth.tokens import TokenSigner
 from fhir_exchange.ports import ReleaseGate, RequestContext
 from fhir_exchange.service import FhirService, ServiceConfig
@@ -45,14 +46,21 @@ class UnitOfWork:
         self.session: Session | None = None
 
     @contextmanager
-    def transaction(self) -> Iterator[FhirService]:
+    def transaction(self, interaction: str, query: str | None = None) -> Iterator[FhirService]:
+        """``interaction`` (a restful-interaction code) and ``query`` go into the AuditEvent
+        written, before commit, if the request touched any patient's data."""
         with self.runtime.sessions() as session, session.begin():
             self.session = session
             repository = FhirRepository(
                 session, self.context, self.runtime.gate,
                 base_urls=(self.base_url,), max_search_results=self.runtime.max_search_results,
             )
+            recorder = AuditRecorder(self.context, interaction, query)
+            repository.audit = recorder
             yield FhirService(repository, self.base_url, self.runtime.config)
+            event = recorder.event()
+            if event is not None:
+                append(repository, event)
 
 
 def base_url_of(request: Request, runtime: FhirRuntime) -> str:

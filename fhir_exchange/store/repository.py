@@ -21,8 +21,9 @@ from sqlalchemy import Row, delete, false, func, insert, or_, select, tuple_, up
 from sqlalchemy.orm import Session
 
 from fhir_exchange import terminology_sync
+from fhir_exchange.audit.trail import AuditRecorder
 from fhir_exchange.auth.scopes import LETTERS, Scopes
-from fhir_exchange.errors import Forbidden, Gone, InvalidRequest, NotFound, PreconditionFailed
+from fhir_exchange.errors import Forbidden, Gone, InvalidRequest, MethodNotAllowed, NotFound, PreconditionFailed
 from fhir_exchange.ports import Release, ReleaseGate, RequestContext
 from fhir_exchange.search import index as ix
 from fhir_exchange.search.extract import extract
@@ -100,6 +101,8 @@ class FhirRepository:
         self.context = context
         self._scopes = Scopes(context.scopes)
         self._gate = gate
+        # set by the unit of work of an API request: sees everything released or written
+        self.audit: AuditRecorder | None = None
         self._sql = SearchSQL(base_urls)
         self._max_search_results = max_search_results
 
@@ -125,7 +128,9 @@ class FhirRepository:
         if decision.outcome is Release.DENY:
             return None
         if decision.outcome is Release.PERMIT_WITH_MASKING:
-            return replace(stored, content=decision.resource)
+            stored = replace(stored, content=decision.resource)
+        if self.audit is not None:
+            self.audit.touched(stored)
         return stored
 
     def _release_all(self, items: Iterable[StoredResource]) -> list[StoredResource]:
@@ -196,8 +201,13 @@ class FhirRepository:
 
     # --- writes ------------------------------------------------------------------------------
 
+    def _refuse_audit_writes(self, resource_type: str) -> None:
+        if resource_type == "AuditEvent":
+            raise MethodNotAllowed("AuditEvents are append-only: BayLink writes them, and none is updated or deleted")
+
     def create(self, resource_type: str, content: dict[str, Any], resource_id: str | None = None) -> StoredResource:
         self.require(resource_type, "c")
+        self._refuse_audit_writes(resource_type)
         new_id = resource_id or str(uuid.uuid4())
         stored = self._write(resource_type, new_id, content, "POST", None)
         return self._release_written(stored)
@@ -207,6 +217,7 @@ class FhirRepository:
     ) -> tuple[StoredResource, bool]:
         """Update, or create with the client's id (update-as-create). Returns (version, created)."""
         self.require(resource_type, "u")
+        self._refuse_audit_writes(resource_type)
         row = self._row(resource_type, resource_id, for_update=True)
         if if_match is not None:
             current = row.version_id if row is not None and not row.deleted else None
@@ -223,6 +234,7 @@ class FhirRepository:
         """Write a tombstone. None if there was nothing to delete: already deleted, or never
         written (R4 http.html#delete answers both as success)."""
         self.require(resource_type, "d")
+        self._refuse_audit_writes(resource_type)
         row = self._row(resource_type, resource_id, for_update=True)
         if row is None:
             if if_match is not None:
@@ -247,6 +259,8 @@ class FhirRepository:
         })
         if resource_type in terminology_sync.TERMINOLOGY_TYPES:
             terminology_sync.deleted(self.session, resource_type, resource_id)
+        if self.audit is not None:
+            self.audit.deleted(resource_type, resource_id, row.content)
         return StoredResource(row.pk, resource_type, resource_id, version_id, moment, True, "DELETE", None)
 
     def _write(
@@ -281,7 +295,14 @@ class FhirRepository:
         self._write_index(pk, resource_type, document)
         if resource_type in terminology_sync.TERMINOLOGY_TYPES:
             terminology_sync.written(self.session, document)
-        return StoredResource(pk, resource_type, resource_id, version_id, moment, False, method, document)
+        stored = StoredResource(pk, resource_type, resource_id, version_id, moment, False, method, document)
+        if self.audit is not None:
+            self.audit.touched(stored)
+        return stored
+
+    def write_internal(self, resource_type: str, resource_id: str, content: dict[str, Any]) -> StoredResource:
+        """A resource BayLink itself writes (the audit trail): no scope check, not audited."""
+        return self._write(resource_type, resource_id, content, "POST", None)
 
     def _clear_index(self, pk: int) -> None:
         for table in INDEX_TABLES:
@@ -425,6 +446,8 @@ class FhirRepository:
             self.require(resource_type or "", "r")
         elif resource_type is not None:
             self.require(resource_type, "s")
+        if resource_type is None:
+            conditions.append(v.res_type != "AuditEvent")  # the audit trail is read as AuditEvent, not history
         if resource_type is not None:
             conditions.append(v.res_type == resource_type)
             if resource_type not in registry().resource_types():
