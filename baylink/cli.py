@@ -174,7 +174,7 @@ def _load_terminology(paths: list[Path], meta: dict[str, Any]) -> int:
                     with _unit_of_work() as (service, _):
                         results = load_source(service, source)
                     for result in results:
-                        colour = "green" if result.status == "loaded" else "dim"
+                        colour = "dim" if result.status == "unchanged" else "green"
                         console.print(f"[{colour}]{source.label}: {result.kind} {result.url}|{result.version} "
                                       f"{result.status} ({result.items} items)[/{colour}]", highlight=False, soft_wrap=True)
                 except (TerminologyError, FhirError) as exc:

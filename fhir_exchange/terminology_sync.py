@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from fhir_exchange.errors import from_terminology
 from terminology import api as terminology_api
 from terminology.errors import TerminologyError
-from terminology.fhir import code_system_resource, concept_map_from_resource, concept_map_resource
+from terminology.fhir import code_system_from_resource, code_system_resource, concept_map_from_resource, concept_map_resource
 from terminology.loader import Source, read_code_system_csv, read_concept_map_csv, read_fhir_resources
 from terminology.service import TerminologyService
 from terminology.store import SaveResult, TerminologyStore
@@ -25,14 +25,15 @@ if TYPE_CHECKING:
 TERMINOLOGY_TYPES = frozenset({"CodeSystem", "ConceptMap", "ValueSet"})
 
 
-def _invalidate_after_commit(session: Session) -> None:
-    def invalidate(_: Session) -> None:
-        terminology = terminology_api.configured()
-        if terminology is not None:
-            terminology.invalidate()
+def _invalidate(_: Session) -> None:
+    terminology = terminology_api.configured()
+    if terminology is not None:
+        terminology.invalidate()
 
-    if not event.contains(session, "after_commit", invalidate):
-        event.listen(session, "after_commit", invalidate, once=True)
+
+def _invalidate_after_commit(session: Session) -> None:
+    if not event.contains(session, "after_commit", _invalidate):
+        event.listen(session, "after_commit", _invalidate, once=True)
 
 
 def written(session: Session, document: dict[str, Any]) -> None:
@@ -63,8 +64,12 @@ def load_source(service: FhirService, source: Source) -> list[SaveResult]:
             if resource["resourceType"] == "ConceptMap":
                 terminology.save_concept_map(concept_map_from_resource(resource), origin, strict=True)
             result = service.put_if_changed(resource)
+            items = len(code_system_from_resource(resource).concepts) if resource["resourceType"] == "CodeSystem" \
+                else len(concept_map_from_resource(resource).rows) if resource["resourceType"] == "ConceptMap" else 0
             results.append(SaveResult(resource["resourceType"], resource["url"], resource.get("version") or "",
-                                      "unchanged" if result is None else "loaded", len(resource.get("concept") or [])))
+                                      "unchanged" if result is None else "loaded", items))
+        if any(r.status != "unchanged" for r in results):
+            _invalidate_after_commit(session)
         return results
     if source.kind == "CodeSystem":
         content = read_code_system_csv(source)
@@ -77,5 +82,7 @@ def load_source(service: FhirService, source: Source) -> list[SaveResult]:
         map_content.version = saved.version
         resource = concept_map_resource(map_content)
     service.put_if_changed(resource)
+    if saved.status != "unchanged":
+        _invalidate_after_commit(session)
     return [saved]
 

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from terminology.errors import TerminologyError
+from terminology.languages import canonical_language
 from terminology.service import TerminologyService, Translation
 from terminology.store import TerminologyStore
 
@@ -80,15 +81,19 @@ class Terminology:
                   language: str | None = None) -> tuple[Translation, ...]:
         """Every target this code maps to (all of them when a map is ambiguous), each with its
         equivalence; unmatched and disjoint rows are left out. Empty when nothing maps it."""
+        wanted = canonical_language(language) if language else None
+
         def compute(service: TerminologyService) -> tuple[Translation, ...]:
-            result = service.translate(system, code, target_system=target_system, language=language)
+            result = service.translate(system, code, target_system=target_system, language=wanted)
             return tuple(m for m in result.matches if m.code and m.equivalence not in ("unmatched", "disjoint"))
 
         return self._cached(("translate", system, code, target_system, language), compute)
 
     def display(self, system: str, code: str, language: str | None = None) -> str | None:
-        """The display of a code in a language (``en``, ``zh-Hant``, ``zh-Hans``), falling back
-        to the code system's own display; None for an unknown system or code."""
+        """The display of a code in a language (``en``, ``zh-Hant``, ``zh-Hans``, or a tag such
+        as ``zh-HK`` that maps to one), falling back to the code system's own display; None for
+        an unknown system or code."""
+        language = canonical_language(language) if language else None
         return self._cached(("display", system, code, language),
                             lambda service: service.display(system, code, language))
 

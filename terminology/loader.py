@@ -30,7 +30,9 @@ from terminology.languages import canonical_language
 CODE_SYSTEM_COLUMNS = ("code", "display")
 MAP_COLUMNS = ("source_code", "target_code", "equivalence")
 MAP_OPTIONAL = ("comment", "target_display")
-_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+# A language column is headed by a BCP 47 tag with a two-letter (ISO 639-1) primary language,
+# or one of the three-letter Chinese languages; other names are refused, not taken as languages.
+_LANGUAGE_TAG = re.compile(r"^([A-Za-z]{2}|yue|cmn|nan|hak)(-[A-Za-z0-9]{2,8})*$")
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
@@ -103,10 +105,15 @@ def default_resource_id(source: Source) -> str:
 
 
 def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line in the file where the record starts, fields) of each non-blank record; a quoted
+    field may span lines."""
     text = path.read_text(encoding="utf-8-sig")
-    for number, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+    reader = csv.reader(io.StringIO(text, newline=""))
+    start = 1
+    for row in reader:
         if row and any(cell.strip() for cell in row):
-            yield number, row
+            yield start, row
+        start = reader.line_num + 1
 
 
 def read_code_system_csv(source: Source) -> CodeSystemContent:
@@ -204,6 +211,11 @@ def read_concept_map_csv(source: Source) -> ConceptMapContent:
         raise InvalidContent(f"{source.label} has a bad header", problems)
     at = {name: header.index(name) for name in MAP_COLUMNS + MAP_OPTIONAL if name in header}
     meta = source.meta
+    missing_systems = [k for k in ("sourceSystem", "targetSystem") if not meta.get(k)]
+    if missing_systems:
+        raise InvalidContent(f"{source.label} was not loaded", [Problem(
+            source.label, "a map table needs its source and target code systems (--source-system and --target-system, "
+                          "or sourceSystem and targetSystem in the manifest)")])
     source_system, target_system = meta["sourceSystem"], meta["targetSystem"]
     seen: dict[tuple[str, str], int] = {}
     result: list[MapRow] = []

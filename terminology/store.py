@@ -74,7 +74,7 @@ class SaveResult:
     kind: str
     url: str
     version: str
-    status: str  # "loaded" | "unchanged"
+    status: str  # "loaded" | "unchanged" | "current" (an earlier version made current again)
     items: int
 
 
@@ -150,8 +150,10 @@ class TerminologyStore:
         self._check_owner(existing, "CodeSystem", content.resource_id)
         if existing is not None and existing.content_hash == content_hash:
             existing.resource_id = content.resource_id or existing.resource_id
-            if not existing.current:
+            if not existing.current:  # an earlier version loaded again: it becomes current
                 self._make_current(CodeSystemVersion, content.url, existing.pk)
+                self._log("CodeSystem", content.url, version, origin, content_hash, existing.concept_count)
+                return SaveResult("CodeSystem", content.url, version, "current", existing.concept_count)
             return SaveResult("CodeSystem", content.url, version, "unchanged", existing.concept_count)
         if existing is not None:
             self._delete_code_system_rows(existing.pk)
@@ -203,23 +205,25 @@ class TerminologyStore:
         self.session.execute(delete(CodeSystemVersion).where(CodeSystemVersion.pk == system_pk))
 
     def check_map(self, content: ConceptMapContent) -> list[Problem]:
-        """Strict checks a loaded file must pass: both systems are known here, and every
-        source and target code is one of theirs."""
+        """Strict checks a loaded file must pass: each group's systems are known here, and
+        every source and target code is one of its group's systems'."""
         problems: list[Problem] = []
-        for role, system, field_name in (("source", content.rows[0].source_system if content.rows else None, "source_code"),
-                                         ("target", content.rows[0].target_system if content.rows else None, "target_code")):
-            if system is None:
-                continue
-            stored = self.code_system(system)
-            if stored is None:
-                problems.append(Problem("", f"the {role} system {system} is not loaded here; load it before the map"))
-                continue
-            wanted = {getattr(r, field_name) for r in content.rows if getattr(r, field_name)}
-            known = self.existing_codes(stored.pk, wanted)
-            for r in content.rows:
-                code = getattr(r, field_name)
-                if code and code not in known:
-                    problems.append(Problem(f"line {r.line}" if r.line else "", f"{role} code '{code}' is not in {system}"))
+        groups: dict[tuple[str, str | None], list[Any]] = {}
+        for row in content.rows:
+            groups.setdefault((row.source_system, row.target_system), []).append(row)
+        for (source_system, target_system), rows in groups.items():
+            for role, system, field_name in (("source", source_system, "source_code"), ("target", target_system, "target_code")):
+                if system is None:
+                    continue
+                stored = self.code_system(system)
+                if stored is None:
+                    problems.append(Problem("", f"the {role} system {system} is not loaded here; load it before the map"))
+                    continue
+                known = self.existing_codes(stored.pk, {getattr(r, field_name) for r in rows if getattr(r, field_name)})
+                for r in rows:
+                    code = getattr(r, field_name)
+                    if code and code not in known:
+                        problems.append(Problem(f"line {r.line}" if r.line else "", f"{role} code '{code}' is not in {system}"))
         return problems
 
     def existing_codes(self, system_pk: int, codes: Iterable[str]) -> set[str]:
@@ -237,8 +241,10 @@ class TerminologyStore:
         self._check_owner(existing, "ConceptMap", content.resource_id)
         if existing is not None and existing.content_hash == content_hash:
             existing.resource_id = content.resource_id or existing.resource_id
-            if not existing.current:
+            if not existing.current:  # an earlier version loaded again: it becomes current
                 self._make_current(ConceptMapVersion, content.url, existing.pk)
+                self._log("ConceptMap", content.url, version, origin, content_hash, existing.element_count)
+                return SaveResult("ConceptMap", content.url, version, "current", existing.element_count)
             return SaveResult("ConceptMap", content.url, version, "unchanged", existing.element_count)
         if existing is not None:
             self.session.execute(delete(_ELEMENT).where(_ELEMENT.c.map_pk == existing.pk))
@@ -269,8 +275,10 @@ class TerminologyStore:
         self._check_owner(existing, "ValueSet", content.resource_id)
         if existing is not None and existing.content_hash == content_hash:
             existing.resource_id = content.resource_id or existing.resource_id
-            if not existing.current:
+            if not existing.current:  # an earlier version loaded again: it becomes current
                 self._make_current(ValueSetVersion, content.url, existing.pk)
+                self._log("ValueSet", content.url, version, origin, content_hash, 0)
+                return SaveResult("ValueSet", content.url, version, "current", 0)
             return SaveResult("ValueSet", content.url, version, "unchanged", 0)
         if existing is not None:
             self.session.execute(delete(ValueSetVersion).where(ValueSetVersion.pk == existing.pk))

@@ -51,11 +51,10 @@ def test_a_rolled_back_write_keeps_the_cached_answer(sessions, configured: Termi
         assert service.display(URL, "A") == "Alpha"
 
 
-# BUG (fhir_exchange/terminology_sync.py, load_source): load_source saves the content itself and
+# Regression, once a bug (fhir_exchange/terminology_sync.py, load_source): load_source saves the content itself and
 # then writes the FHIR resource; the sync hook ingests that resource as "unchanged" and so never
 # registers the after-commit invalidation. A `baylink terminology load` / seed run in a process
 # with a configured Terminology leaves its cache stale until check_interval passes.
-@pytest.mark.xfail(strict=True, reason="BUG: load_source never registers the after-commit cache invalidation")
 def test_cache_is_dropped_when_a_file_load_commits(sessions, configured: Terminology, tmp_path) -> None:
     path = write_csv(tmp_path, "cache.csv", "code,display\nA,Alpha\n")
     load(sessions, csv_source(path, url=URL))
@@ -86,10 +85,9 @@ def test_a_change_through_another_session_is_noticed_within_check_interval(sessi
     assert eager.display(URL, "A") is None
 
 
-# BUG (terminology/store.py, save_code_system / save_concept_map / save_value_set): re-loading an
+# Regression, once a bug (terminology/store.py, save_code_system / save_concept_map / save_value_set): re-loading an
 # earlier version makes it current again but returns "unchanged" and logs no term_load row, so the
 # generation does not grow and no cache (this process's or another's) notices the switch.
-@pytest.mark.xfail(strict=True, reason="BUG: making an earlier version current again does not bump the generation")
 def test_making_an_earlier_version_current_again_is_noticed(sessions, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(terminology.api, "_default", None)
     eager = Terminology(sessions, check_interval=0)

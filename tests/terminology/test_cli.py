@@ -158,11 +158,10 @@ def test_each_file_is_its_own_transaction(invoke: Invoke, sessions, tmp_path: Pa
     assert resource_rows(sessions, "CodeSystem") == [("good", 1, False)]
 
 
-# BUG (baylink/cli.py, _load_terminology): only "url" is checked before loading, so a map table
+# Regression, once a bug (baylink/cli.py, _load_terminology): only "url" is checked before loading, so a map table
 # given --url but not --source-system / --target-system reaches read_concept_map_csv, which does
 # meta["sourceSystem"] and raises KeyError: a traceback instead of the "give --url (and for a map
 # --source-system and --target-system)" message.
-@pytest.mark.xfail(strict=True, reason="BUG: a map table without --source-system crashes with KeyError")
 def test_a_map_table_without_its_systems_is_refused_clearly(invoke: Invoke, sessions, tmp_path: Path) -> None:
     path = write_csv(tmp_path, "map.csv", "source_code,target_code,equivalence\nHB,718-7,equivalent\n")
     result = invoke(path, "--url", "urn:test:map:cli")

@@ -81,10 +81,9 @@ def test_a_fhir_map_with_one_group_loads(four_systems, tmp_path) -> None:
         assert [m.code for m in service.translate("urn:test:cs:a1", "A").matches] == ["AA"]
 
 
-# BUG (terminology/store.py, TerminologyStore.check_map): the strict check takes the source and
+# Regression, once a bug (terminology/store.py, TerminologyStore.check_map): the strict check takes the source and
 # target system of the first row only, so a FHIR ConceptMap with several groups has the codes of
 # its other groups checked against the wrong systems (and their systems never checked at all).
-@pytest.mark.xfail(strict=True, reason="BUG: check_map checks every row against the first group's systems")
 def test_a_fhir_map_with_several_groups_is_checked_per_group(four_systems, tmp_path) -> None:
     groups = (_group("urn:test:cs:a1", "A", "urn:test:cs:a2", "AA"), _group("urn:test:cs:b1", "B", "urn:test:cs:b2", "BB"))
     [result] = load(four_systems, _fhir_file(tmp_path, "map.json", _concept_map(*groups)))

@@ -212,9 +212,8 @@ def test_the_same_map_without_faults_loads(systems, tmp_path) -> None:
         assert unmatched.result is False and [m.equivalence for m in unmatched.matches] == ["unmatched"]
 
 
-# BUG (terminology/loader.py, _rows): line numbers are CSV record numbers, not file lines.
+# Regression, once a bug (terminology/loader.py, _rows): line numbers are CSV record numbers, not file lines.
 # A quoted field that spans lines (a multi-line comment) shifts every later "line N".
-@pytest.mark.xfail(strict=True, reason="BUG: loader._rows numbers CSV records, not physical lines (use reader.line_num)")
 def test_line_numbers_count_file_lines_after_a_multi_line_field(systems, tmp_path) -> None:
     path = write_csv(tmp_path, "map.csv", 'source_code,target_code,equivalence,comment\nA,X,equivalent,"first line\n'
                                           'second line"\nB,Y,same,\n')
