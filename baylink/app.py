@@ -15,7 +15,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import terminology
-from baylink.settings import Settings, get_settings, token_signing_key
+from baylink.settings import Settings, get_settings, identifier_vault, token_signing_key
+from fhir_exchange import crypto
 from fhir_exchange.api.rendering import error_response
 from fhir_exchange.api.routes import router as fhir_router
 from fhir_exchange.api.runtime import FhirRuntime
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
     app.state.engine = engine
     sessions = make_sessionmaker(engine)
     terminology.configure(sessions)
+    crypto.configure(identifier_vault(settings))
     signer = TokenSigner(token_signing_key(settings))
     app.state.fhir = FhirRuntime(
         sessions=sessions,

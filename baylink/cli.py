@@ -23,12 +23,15 @@ SEED_DIR = Path(__file__).parent / "seed"
 def _unit_of_work(base_url: str = "") -> Iterator[Any]:
     """A transaction with an operator's context and the allow-all gate (operator tooling
     writes only; nothing it does releases data to a third party)."""
+    from baylink.settings import identifier_vault
+    from fhir_exchange import crypto
     from fhir_exchange.ports import AllowAllGate, RequestContext
     from fhir_exchange.service import FhirService
     from fhir_exchange.store.db import make_engine, make_sessionmaker
     from fhir_exchange.store.repository import FhirRepository
 
     settings = get_settings()
+    crypto.configure(identifier_vault(settings))
     engine = _engine_cache.get(settings.database_url) or make_engine(settings.database_url)
     _engine_cache[settings.database_url] = engine
     context = RequestContext(request_id=str(uuid.uuid4()), client_id="baylink-cli", purpose_of_use="HOPERAT",
@@ -396,6 +399,48 @@ def audit_verify() -> None:
     console.print(f"[red]audit chain broken after {result.checked} good records: {result.problem}[/red]", highlight=False,
                   soft_wrap=True)
     raise typer.Exit(1)
+
+
+keys_app = typer.Typer(help="Keys for identity document numbers at rest.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("new")
+def keys_new() -> None:
+    """Print a new random 256-bit key (base64url) for BAYLINK_IDENTIFIER_KEYS or BAYLINK_BLIND_INDEX_KEY."""
+    from fhir_exchange.crypto import new_key
+
+    typer.echo(new_key())
+
+
+@keys_app.command("rotate")
+def keys_rotate(batch: Annotated[int, typer.Option(help="resources per transaction")] = 500) -> None:
+    """Re-seal every identity number sealed under an older key with the current key. First add
+    the new key to BAYLINK_IDENTIFIER_KEYS and make it BAYLINK_IDENTIFIER_KEY_ID; remove the
+    old key only after this has finished."""
+    from sqlalchemy import func, select
+
+    from fhir_exchange import crypto
+    from fhir_exchange.store.models import ResourceRow
+    from fhir_exchange.store.repository import reseal_identifiers
+    from fhir_exchange.validation import PERSON_TYPES
+
+    with _unit_of_work() as (_, session):
+        total = session.execute(select(func.count()).select_from(ResourceRow)
+                                .where(ResourceRow.res_type.in_(sorted(PERSON_TYPES)))).scalar_one()
+    vault = crypto.vault()
+    after: int | None = 0
+    seen = changed = 0
+    columns = (TextColumn("re-sealing under key {task.fields[kid]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("rotate", total=total, kid=vault.current)
+        while after is not None:
+            with _unit_of_work() as (_, session):
+                rows, updated, after = reseal_identifiers(session, vault, after, batch)
+            seen += rows
+            changed += updated
+            progress.update(task, completed=min(total, progress.tasks[0].completed + batch) if after else total)
+    console.print(f"[green]{changed} stored versions re-sealed under key {vault.current}[/green] ({seen} looked at)")
 
 
 def _safe_url(url: str) -> str:

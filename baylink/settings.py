@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from fhir_exchange.crypto import IdentifierVault
 
 DEFAULT_SQLITE_PATH = Path("var") / "baylink.db"
 
@@ -38,6 +41,13 @@ class Settings(BaseSettings):
     # development a key is made on first use at ``token_signing_key_file`` (never in git).
     token_signing_key: SecretStr | None = None
     token_signing_key_file: Path = Path("var") / "token-signing-key.pem"
+    # Keys for identity document numbers at rest (fhir_exchange/crypto.py): AES-256-GCM keys as
+    # "kid:base64url,…", the id of the current one, and the HMAC key of the blind index.
+    # Required in production; in development made on first use in ``identifier_keys_file``.
+    identifier_keys: SecretStr | None = None
+    identifier_key_id: str = ""
+    blind_index_key: SecretStr | None = None
+    identifier_keys_file: Path = Path("var") / "identifier-keys.json"
     # The purposes of use a client may declare (v3 ActReason; issue 3 names these four).
     purposes_of_use: str = "TREAT ETREAT HPAYMT HOPERAT"
 
@@ -50,6 +60,9 @@ class Settings(BaseSettings):
                 raise ValueError("BAYLINK_CELERY_EAGER must be false in production (use the worker)")
             if self.token_signing_key is None:
                 raise ValueError("BAYLINK_TOKEN_SIGNING_KEY (an ES256 private key, PEM) must be set in production")
+            if self.identifier_keys is None or self.blind_index_key is None or not self.identifier_key_id:
+                raise ValueError("BAYLINK_IDENTIFIER_KEYS, BAYLINK_IDENTIFIER_KEY_ID and BAYLINK_BLIND_INDEX_KEY "
+                                 "must be set in production")
         return self
 
 
@@ -64,3 +77,25 @@ def token_signing_key(settings: Settings) -> bytes:
     from fhir_exchange.auth.tokens import development_key
 
     return development_key(settings.token_signing_key_file)
+
+
+def identifier_vault(settings: Settings) -> IdentifierVault:
+    """The identifier keys from settings, or in development from a key file made on first use."""
+    from fhir_exchange.crypto import IdentifierVault, new_key
+
+    if settings.identifier_keys is not None and settings.blind_index_key is not None:
+        return IdentifierVault.from_text(settings.identifier_keys.get_secret_value(), settings.identifier_key_id,
+                                         settings.blind_index_key.get_secret_value())
+    path = settings.identifier_keys_file
+    if not path.exists():
+        import json
+        import os
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump({"keys": f"dev1:{new_key()}", "current": "dev1", "blind_index_key": new_key()}, handle)
+    import json
+
+    stored = json.loads(path.read_text())
+    return IdentifierVault.from_text(stored["keys"], stored["current"], stored["blind_index_key"])

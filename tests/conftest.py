@@ -31,11 +31,23 @@ from baylink.app import create_app
 from baylink.migrate import METADATA, upgrade
 from baylink.settings import Settings
 from fhir_exchange.auth.tokens import generate_key_pem
+from fhir_exchange.crypto import new_key
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 POSTGRES_URL = os.environ.get("BAYLINK_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("BAYLINK_TEST_REQUIRE_POSTGRES") == "1"
+# Keys made once per test process, so every app a test builds seals, signs and blinds alike
+# (and nothing is written under var/).
+TEST_KEYS = {
+    "token_signing_key": generate_key_pem().decode(),
+    "identifier_keys": f"test1:{new_key()}",
+    "identifier_key_id": "test1",
+    "blind_index_key": new_key(),
+}
+# The CLI, run from tests, reads its keys from the environment: the same ones.
+for _name, _value in TEST_KEYS.items():
+    os.environ[f"BAYLINK_{_name.upper()}"] = _value
 TABLES = [t.name for metadata in METADATA for t in reversed(metadata.sorted_tables)]
 
 
@@ -92,8 +104,7 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(environment="test", database_url=database_url, celery_eager=True,
-                    token_signing_key=generate_key_pem().decode())
+    return Settings(environment="test", database_url=database_url, celery_eager=True, **TEST_KEYS)
 
 
 @pytest.fixture(scope="session")

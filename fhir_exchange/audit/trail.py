@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from fhir_exchange import crypto
 from fhir_exchange.audit.models import GENESIS, AuditHead, AuditLink
 from fhir_exchange.ports import RequestContext
 
@@ -112,11 +113,12 @@ class AuditRecorder:
                          "display": "Domain Resource"},
             })
         if self.query:
+            query = crypto.vault().redact_query(self.query)
             entities.append({
                 "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2",
                          "display": "System Object"},
                 "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24", "display": "Query"},
-                "query": base64.b64encode(self.query.encode()).decode(),
+                "query": base64.b64encode(query.encode()).decode(),
             })
         event = {
             "resourceType": "AuditEvent",

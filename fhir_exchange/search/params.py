@@ -11,10 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from fhir_exchange import crypto
 from fhir_exchange.errors import InvalidRequest, UnknownParameter
 from fhir_exchange.identity.documents import InvalidIdentifier, document_for
 from fhir_exchange.search.registry import SearchParamDef, registry
 from fhir_exchange.search.values import decimal_precision_range, parse_date_range
+from fhir_exchange.validation import PERSON_TYPES
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 PREFIXED_TYPES = {"date", "number", "quantity"}
@@ -387,6 +389,9 @@ class SearchParser:
                         system, code = document.system, document.validate(code)
                     except InvalidIdentifier:
                         system = document.system
+                    if param.resource_type in PERSON_TYPES:
+                        # a person's numbers are indexed by their blind index only (crypto.py)
+                        code = crypto.vault().blind(system, code)
                 return SearchValue(item, system=system, code=code, has_system=True)
             raise InvalidRequest(f"'{key}': token must be [system|]code; got '{item}'")
         return SearchValue(_unescape(item))

@@ -20,10 +20,11 @@ from typing import Any
 from sqlalchemy import Row, delete, false, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from fhir_exchange import terminology_sync
+from fhir_exchange import crypto, terminology_sync
 from fhir_exchange.audit.trail import AuditRecorder
 from fhir_exchange.auth.scopes import LETTERS, Scopes
 from fhir_exchange.errors import Forbidden, Gone, InvalidRequest, MethodNotAllowed, NotFound, PreconditionFailed
+from fhir_exchange.identity.documents import document_for
 from fhir_exchange.ports import Release, ReleaseGate, RequestContext
 from fhir_exchange.search import index as ix
 from fhir_exchange.search.extract import extract
@@ -43,6 +44,7 @@ from fhir_exchange.store.models import (
     UriIndex,
 )
 from fhir_exchange.store.search_sql import SearchSQL
+from fhir_exchange.validation import PERSON_TYPES
 
 _RESOURCE = ResourceRow.__table__
 _VERSION = ResourceVersion.__table__
@@ -87,6 +89,15 @@ def _now() -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotView:
+    """A saved search as paging reads it (its query is sealed at rest: it may name a person)."""
+
+    res_type: str
+    query: str
+    pks: list[int]
+
+
 class FhirRepository:
     def __init__(
         self,
@@ -124,6 +135,8 @@ class FhirRepository:
         """The version as the caller may see it, or None if the gate denies it."""
         if stored.content is None:
             return stored  # a tombstone carries no clinical content
+        if stored.resource_type in PERSON_TYPES:
+            stored = replace(stored, content=crypto.vault().reveal(stored.content))
         decision = self._gate.decide(self.context, stored.content)
         if decision.outcome is Release.DENY:
             return None
@@ -276,21 +289,22 @@ class FhirRepository:
         document["meta"] = meta
         # key order: resourceType, id, meta first, as servers conventionally return them
         document = {"resourceType": resource_type, "id": resource_id, "meta": meta, **document}
+        stored_document = crypto.vault().protect(document) if resource_type in PERSON_TYPES else document
         if row is None:
             pk = self.session.execute(_INSERT_RESOURCE, {
                 "res_type": resource_type, "res_id": resource_id, "version_id": version_id,
-                "last_updated": moment, "deleted": False, "content": document,
+                "last_updated": moment, "deleted": False, "content": stored_document,
             }).scalar_one()
         else:
             pk = row.pk
             self.session.execute(
                 update(_RESOURCE).where(_RESOURCE.c.pk == pk)
-                .values(version_id=version_id, last_updated=moment, deleted=False, content=document)
+                .values(version_id=version_id, last_updated=moment, deleted=False, content=stored_document)
             )
             self._clear_index(pk)
         self.session.execute(_INSERT_VERSION, {
             "resource_pk": pk, "res_type": resource_type, "res_id": resource_id, "version_id": version_id,
-            "last_updated": moment, "method": method, "deleted": False, "content": document,
+            "last_updated": moment, "method": method, "deleted": False, "content": stored_document,
         })
         self._write_index(pk, resource_type, document)
         if resource_type in terminology_sync.TERMINOLOGY_TYPES:
@@ -318,6 +332,9 @@ class FhirRepository:
                     values[name] = values[name][:limit]
             values["resource_pk"] = pk
             values["res_type"] = resource_type
+            if table is TokenIndex and resource_type in PERSON_TYPES and document_for(values.get("system")) is not None:
+                # a blind index, never the identity document number itself
+                values["code"] = crypto.vault().blind(values["system"], values["code"] or "")
             rows.setdefault(table, []).append(values)
         for table, batch in rows.items():
             self.session.execute(_INDEX_INSERTS[table], batch)
@@ -413,18 +430,18 @@ class FhirRepository:
         snapshot_id = str(uuid.uuid4())
         now = _now()
         self.session.add(
-            SearchSnapshot(id=snapshot_id, created=now, res_type=resource_type, query=query_string,
+            SearchSnapshot(id=snapshot_id, created=now, res_type=resource_type, query=crypto.vault().seal_text(query_string),
                            total=len(pks), pks=pks)
         )
         self.session.flush()
         return snapshot_id
 
-    def snapshot(self, snapshot_id: str) -> SearchSnapshot:
+    def snapshot(self, snapshot_id: str) -> SnapshotView:
         snapshot = self.session.get(SearchSnapshot, snapshot_id)
         if snapshot is None or snapshot.created < _now() - SNAPSHOT_LIFETIME:
             raise Gone(f"the search result set '{snapshot_id}' has expired or never existed; search again")
         self.require(snapshot.res_type, "s")
-        return snapshot
+        return SnapshotView(snapshot.res_type, crypto.vault().open_text(snapshot.query), list(snapshot.pks))
 
     # --- history -----------------------------------------------------------------------------
 
@@ -496,3 +513,30 @@ def purge_expired_snapshots(session: Session, now: datetime | None = None) -> in
     cutoff = (now or _now()) - SNAPSHOT_LIFETIME
     result = session.execute(delete(SearchSnapshot).where(SearchSnapshot.created < cutoff))
     return result.rowcount or 0
+
+
+def reseal_identifiers(session: Session, vault: Any, after_pk: int, batch: int = 500) -> tuple[int, int, int | None]:
+    """Re-seal, under the current key, the identity numbers of one batch of stored person
+    resources (current and historical versions) and the saved searches; returns (rows seen,
+    rows changed, the last resource pk seen or None when done)."""
+    seen = changed = 0
+    pks = list(session.execute(
+        select(ResourceRow.pk).where(ResourceRow.pk > after_pk, ResourceRow.res_type.in_(sorted(PERSON_TYPES)))
+        .order_by(ResourceRow.pk).limit(batch)
+    ).scalars())
+    if not pks:
+        for snapshot in session.execute(select(SearchSnapshot)).scalars():
+            if vault.is_sealed(snapshot.query) and vault.key_id(snapshot.query) != vault.current:
+                snapshot.query = vault.seal_text(vault.open_text(snapshot.query))
+        return 0, 0, None
+    for table in (_RESOURCE, ResourceVersion.__table__):
+        key = table.c.pk if table is _RESOURCE else table.c.resource_pk
+        for row in session.execute(select(table.c.pk, table.c.content).where(key.in_(pks))).all():
+            seen += 1
+            if row.content is None:
+                continue
+            resealed = vault.reseal(row.content)
+            if resealed is not row.content:
+                session.execute(update(table).where(table.c.pk == row.pk).values(content=resealed))
+                changed += 1
+    return seen, changed, pks[-1]

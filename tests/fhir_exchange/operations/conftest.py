@@ -27,14 +27,13 @@ from baylink.app import create_app
 from baylink.cli import OPERATOR_SCOPES
 from baylink.migrate import upgrade
 from baylink.settings import Settings
-from fhir_exchange.auth.tokens import generate_key_pem
 from fhir_exchange.ports import AllowAllGate, RequestContext
 from fhir_exchange.service import FhirService
 from fhir_exchange.store.db import make_engine, make_sessionmaker
 from fhir_exchange.store.repository import FhirRepository
 from fhir_exchange.terminology_sync import load_source
 from terminology.loader import read_manifest
-from tests.conftest import _postgres_database, issue_token
+from tests.conftest import TEST_KEYS, _postgres_database, issue_token
 from tests.fhir_exchange.operations.support import FHIR_JSON, MANIFEST
 
 
@@ -86,7 +85,7 @@ def loaded_client(loaded_database_url: str) -> Iterator[TestClient]:
     # was configured before, so tests elsewhere in this process keep reading their database.
     previous = terminology.api.configured()
     application = create_app(Settings(environment="test", database_url=loaded_database_url, celery_eager=True,
-                                      token_signing_key=generate_key_pem().decode()))
+                                      **TEST_KEYS))
     terminology.api._default = previous
     try:
         with TestClient(application, base_url="http://testserver") as test_client:
