@@ -29,6 +29,8 @@ def test_docker_compose_runs_what_production_needs() -> None:
     assert api_env["BAYLINK_DATABASE_URL"].startswith("postgresql+psycopg://")
     assert api_env["BAYLINK_BROKER_URL"].startswith("redis://redis:")
     assert api_env["BAYLINK_CELERY_EAGER"] == "false"
+    for key in ("BAYLINK_TOKEN_SIGNING_KEY", "BAYLINK_IDENTIFIER_KEYS", "BAYLINK_IDENTIFIER_KEY_ID", "BAYLINK_BLIND_INDEX_KEY"):
+        assert api_env[key].startswith("${" + key + ":?"), key  # required from the environment, never a default
     assert "celery" in services["worker"]["command"] and "worker" in services["worker"]["command"]
     assert "beat" in services["beat"]["command"]
     for name, service in services.items():
@@ -70,3 +72,17 @@ def test_cli_migrate_seed_load(tmp_path: Path) -> None:
         assert conn.execute(text("SELECT count(*) FROM resource WHERE res_id = 'baylink'")).scalar() == 1
     engine.dispose()
     assert _cli("load", str(tmp_path / "missing.json"), database_url=url).returncode == 2
+
+
+def test_production_settings_refuse_missing_keys() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from baylink.settings import Settings
+
+    base = {"environment": "production", "database_url": "postgresql+psycopg://u@h/db", "celery_eager": False,
+            "token_signing_key": None, "identifier_keys": None, "blind_index_key": None, "identifier_key_id": ""}
+    with pytest.raises(ValidationError, match="BAYLINK_TOKEN_SIGNING_KEY"):
+        Settings(**base)
+    with pytest.raises(ValidationError, match="BAYLINK_IDENTIFIER_KEYS"):
+        Settings(**{**base, "token_signing_key": "pem"})
