@@ -237,6 +237,7 @@ class BundleProcessor:
             resource = validate_resource(entry.resource, resource_type)
             resource = {k: v for k, v in resource.items() if k != "id"}
             stored = service.repo.create(resource_type, resource, new_id)
+            service.after_write(stored)
             return Outcome(201, stored, stored.content, created=True)
         if entry.method == "PUT":
             assert plan is not None

@@ -95,6 +95,7 @@ class FhirService:
                 return Outcome(200, stored, stored.content)
         resource = {k: v for k, v in resource.items() if k != "id"}  # create ignores a client id (http.html#create)
         stored = self.repo.create(resource_type, resource)
+        self.after_write(stored)
         return Outcome(201, stored, stored.content, created=True)
 
     def update(self, resource_type: str, resource_id: str, body: Any, *, if_match: int | None = None) -> Outcome:
@@ -109,6 +110,7 @@ class FhirService:
                 expression=[f"{resource_type}.id"],
             )
         stored, created = self.repo.update(resource_type, resource_id, resource, if_match=if_match)
+        self.after_write(stored)
         return Outcome(201 if created else 200, stored, stored.content, created=created)
 
     def put_if_changed(self, resource: dict[str, Any]) -> Outcome | None:
@@ -154,7 +156,16 @@ class FhirService:
                 )
             return self.update(resource_type, body_id, resource)
         stored = self.repo.create(resource_type, resource)
+        self.after_write(stored)
         return Outcome(201, stored, stored.content, created=True)
+
+    def after_write(self, stored: StoredResource) -> None:
+        """What follows a write in the same transaction: a Patient's records across the
+        boundary are linked or queued for review (identity/linkage.py)."""
+        if stored.resource_type == "Patient" and not stored.deleted:
+            from fhir_exchange.identity.linkage import Linkage
+
+            Linkage(self).link(stored)
 
     def delete(self, resource_type: str, resource_id: str, *, if_match: int | None = None) -> Outcome:
         self.require_type(resource_type)

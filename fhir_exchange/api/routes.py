@@ -129,7 +129,8 @@ def _operation(request: Request, uow: UnitOfWork, body: Any, resource_type: str,
         if resource_id is not None:
             service.repo.read(resource_type, resource_id)  # 404 / 410 for an unknown instance
         assert uow.session is not None
-        call = OperationCall(given, resource_id, request.headers.get("accept-language"), uow.session, uow.base_url)
+        call = OperationCall(given, resource_id, request.headers.get("accept-language"), uow.session, uow.base_url,
+                             service)
         try:
             body = operation.run(call)
         except TerminologyError as exc:

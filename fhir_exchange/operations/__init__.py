@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fhir_exchange.operations import expand, lookup, subsumes, translate, validate_code
+from fhir_exchange.operations import expand, lookup, match, subsumes, translate, validate_code
 from fhir_exchange.operations.common import OperationCall
 from fhir_exchange.operations.parameters import Spec
 
@@ -37,5 +37,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         Operation("validate-code", "ValueSet", validate_code.VALUE_SET_SPEC, validate_code.run_value_set,
                   _hl7("ValueSet", "validate-code")),
         Operation("translate", "ConceptMap", translate.SPEC, translate.run, _hl7("ConceptMap", "translate")),
+        Operation("match", "Patient", match.MATCH_SPEC, match.run_match, _hl7("Patient", "match")),
+        Operation("ihe-pix", "Patient", match.PIX_SPEC, match.run_pix,
+                  "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix"),
     )
 }

@@ -26,6 +26,7 @@ class OperationCall:
     accept_language: str | None
     session: Session
     base_url: str
+    service: Any = None  # the request's FhirService (operations over stored resources use it)
 
     @property
     def terminology(self) -> TerminologyService:

@@ -315,8 +315,30 @@ class FhirRepository:
         return stored
 
     def write_internal(self, resource_type: str, resource_id: str, content: dict[str, Any]) -> StoredResource:
-        """A resource BayLink itself writes (the audit trail): no scope check, not audited."""
-        return self._write(resource_type, resource_id, content, "POST", None)
+        """A resource BayLink itself writes (the audit trail, record links, review tasks):
+        no scope check. Creates, or updates the current version."""
+        row = self._row(resource_type, resource_id, for_update=True)
+        return self._write(resource_type, resource_id, content, "POST" if row is None else "PUT", row)
+
+    def load_internal(self, pks: Sequence[int]) -> list[StoredResource]:
+        """Current versions for BayLink's own use (record linkage): opened, not released to
+        anyone, so not gated."""
+        if not pks:
+            return []
+        rows = self.session.execute(select(_RESOURCE).where(_RESOURCE.c.pk.in_(list(pks)))).all()
+        result = []
+        for row in rows:
+            if row.deleted:
+                continue
+            stored = _from_row(row)
+            if stored.resource_type in PERSON_TYPES and stored.content is not None:
+                stored = replace(stored, content=crypto.vault().reveal(stored.content))
+            result.append(stored)
+        return result
+
+    def search_pks_internal(self, query: SearchQuery) -> list[int]:
+        stmt = self._sql.matching(query.resource_type, query.criteria).order_by(ResourceRow.pk).limit(self._max_search_results)
+        return list(self.session.execute(stmt).scalars())
 
     def _clear_index(self, pk: int) -> None:
         for table in INDEX_TABLES:

@@ -20,6 +20,10 @@ EXPECTED = {
     "ConceptMap": {
         "translate": "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate",
     },
+    "Patient": {
+        "match": "http://hl7.org/fhir/OperationDefinition/Patient-match",
+        "ihe-pix": "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix",
+    },
 }
 
 
