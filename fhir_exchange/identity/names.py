@@ -27,8 +27,10 @@ from terminology.languages import has_han, to_simplified
 # Applied in order to a lower-case romanised syllable (Jyutping without its tone, or a
 # Hong Kong / Macao spelling); both sides reduce to the same key.
 _COARSE_RULES = (
-    ("jy", "y"), ("tsz", "c"), ("ts", "c"), ("ch", "c"), ("sh", "s"), ("z", "c"), ("j", "y"),
-    ("eoi", "ui"), ("ow", "au"), ("oo", "u"), ("ee", "i"), ("aa", "a"), ("eu", "e"), ("oe", "e"), ("eo", "e"),
+    ("jy", "y"), ("tsz", "ci"), ("sze", "si"), ("ts", "c"), ("ch", "c"), ("sh", "s"), ("z", "c"), ("j", "y"),
+    # Jyutping eo+i/n/t is Hong Kong's ui/un/ut; Jyutping oe, Hong Kong eu and Macao eo before ng agree
+    ("eong", "eng"), ("oeng", "eng"), ("eung", "eng"), ("eoi", "ui"), ("eon", "un"), ("eot", "ut"),
+    ("ow", "au"), ("oo", "u"), ("ee", "i"), ("aa", "a"), ("eu", "e"), ("oe", "e"), ("eo", "e"),
     ("ue", "u"), ("yu", "u"), ("ou", "o"), ("ei", "i"),
     ("d", "t"), ("b", "p"), ("g", "k"),
 )
