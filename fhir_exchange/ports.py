@@ -26,6 +26,7 @@ class RequestContext:
     roles: tuple[str, ...] = ()
     purpose_of_use: str = "TREAT"
     scopes: tuple[str, ...] = field(default=())
+    reason: str | None = None  # why, in words: required for break-glass (header X-Break-Glass-Reason)
 
 
 class Release(enum.Enum):

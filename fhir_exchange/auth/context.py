@@ -16,6 +16,7 @@ from fhir_exchange.errors import FhirError, InvalidRequest
 from fhir_exchange.ports import RequestContext
 
 PURPOSE_HEADER = "X-Purpose-Of-Use"
+REASON_HEADER = "X-Break-Glass-Reason"
 
 
 class Unauthorized(FhirError):
@@ -64,6 +65,7 @@ class BearerAuth:
             roles=roles,
             purpose_of_use=purpose,
             scopes=tuple(claims["scope"].split()),
+            reason=(request.headers.get(REASON_HEADER) or "").strip() or None,
         )
 
     def _on_behalf_of(self, client_id: str, token: str, request: Request) -> tuple[str, tuple[str, ...]]:

@@ -284,6 +284,7 @@ class FhirRepository:
         document = dict(content)
         document["id"] = resource_id
         meta = dict(document.get("meta") or {})
+        meta = stamp_custodian(meta, self.context.institution, row.content if row is not None else None)
         meta["versionId"] = str(version_id)
         meta["lastUpdated"] = fhir_instant(moment)
         document["meta"] = meta
@@ -517,6 +518,30 @@ class FhirRepository:
             ResourceRow.deleted == false(),
         )
         return {(t, i) for t, i in self.session.execute(stmt)}
+
+
+CUSTODIAN_SYSTEM = "http://baylink.example.org/fhir/CodeSystem/custodian"
+
+
+def custodian_of(resource: dict[str, Any] | None) -> str | None:
+    """The institution that holds the record: the one whose system first wrote it."""
+    for tag in ((resource or {}).get("meta") or {}).get("tag") or []:
+        if tag.get("system") == CUSTODIAN_SYSTEM:
+            return tag.get("code")
+    return None
+
+
+def stamp_custodian(meta: dict[str, Any], institution: str | None, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """meta with the custodian tag the server sets: kept from the stored version, else the
+    writer's institution; a custodian tag sent by a client is never taken as it is."""
+    custodian = custodian_of(previous) or institution
+    tags = [t for t in meta.get("tag") or [] if t.get("system") != CUSTODIAN_SYSTEM]
+    if custodian:
+        tags.append({"system": CUSTODIAN_SYSTEM, "code": custodian})
+    meta = {k: v for k, v in meta.items() if k != "tag"}
+    if tags:
+        meta["tag"] = tags
+    return meta
 
 
 def _from_row(row: Row[Any]) -> StoredResource:

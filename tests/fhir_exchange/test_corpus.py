@@ -10,11 +10,16 @@ from typing import Any
 from tests.conftest import shared_path
 
 SERVER_META = ("versionId", "lastUpdated")
+CUSTODIAN = "http://baylink.example.org/fhir/CodeSystem/custodian"
 
 
 def _without_server_meta(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource without what the server sets: versionId, lastUpdated, the custodian tag."""
     copy = dict(resource)
     meta = {k: v for k, v in (copy.pop("meta", None) or {}).items() if k not in SERVER_META}
+    tags = [t for t in meta.pop("tag", []) if t.get("system") != CUSTODIAN]
+    if tags:
+        meta["tag"] = tags
     if meta:
         copy["meta"] = meta
     return copy
