@@ -7,7 +7,12 @@ For each backend (SQLite; PostgreSQL when reachable):
 Beside them, measured in the same run, the in-process floor: fhir.resources parse + serialise
 of the same resources (what no server can go below per resource).
 
-Usage: ``python bench/run.py [--resources 100000] [--bundles 50] [--requests 300] [--backends sqlite,postgresql]``
+Then the terminology section (``bench/terminology_bench.py``): loading a generated code system of
+200,000 concepts with ``baylink terminology load``, ``ValueSet/$expand?filter=`` over HTTP, and the
+in-process ``translate()`` / ``display()`` API, each on a database of its own.
+
+Usage: ``python bench/run.py [--only fhir|terminology] [--resources 100000] [--bundles 50] [--requests 300]
+[--concepts 200000] [--map-rows 50000] [--term-requests 100] [--backends sqlite,postgresql]``
 PostgreSQL: ``BAYLINK_BENCH_POSTGRES_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``);
 a database of its own is created and dropped there.
 """
@@ -18,30 +23,21 @@ import argparse
 import os
 import platform
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from common import database, percentile, server
+from sqlalchemy import text
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from baylink.migrate import upgrade  # noqa: E402
-from fhir_exchange.ports import AllowAllGate, RequestContext  # noqa: E402
-from fhir_exchange.service import FhirService  # noqa: E402
-from fhir_exchange.store.db import make_engine, make_sessionmaker  # noqa: E402
-from fhir_exchange.store.repository import FhirRepository  # noqa: E402
+from fhir_exchange.ports import AllowAllGate, RequestContext
+from fhir_exchange.service import FhirService
+from fhir_exchange.store.db import make_engine, make_sessionmaker
+from fhir_exchange.store.repository import FhirRepository
 
 LOINC = [("718-7", "Hemoglobin"), ("4548-4", "HbA1c"), ("2345-7", "Glucose"), ("2160-0", "Creatinine"),
          ("2093-3", "Cholesterol"), ("2571-8", "Triglyceride"), ("1742-6", "ALT"), ("1920-8", "AST"),
@@ -75,11 +71,6 @@ def transaction_bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
             "entry": [{"resource": r, "request": {"method": "POST", "url": r["resourceType"]}} for r in resources]}
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
 def floor(resources: list[dict[str, Any]]) -> dict[str, float]:
     from fhir.resources.R4B import get_fhir_model_class
 
@@ -91,68 +82,11 @@ def floor(resources: list[dict[str, Any]]) -> dict[str, float]:
     return {"per_s": len(resources) / elapsed, "us": elapsed / len(resources) * 1e6}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def server(database_url: str) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "BAYLINK_DATABASE_URL": database_url, "BAYLINK_CELERY_EAGER": "true"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "baylink.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env=env,
-    )
-    base = f"http://127.0.0.1:{port}/fhir"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/metadata", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
-@contextmanager
-def database(backend: str) -> Iterator[str | None]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            url = f"sqlite:///{folder}/bench.db"
-            upgrade(url)
-            yield url
-        return
-    admin_url = os.environ.get("BAYLINK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    name = f"baylink_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        print(f"(PostgreSQL not reachable at {admin_url}: {exc.__class__.__name__}; skipped)", file=sys.stderr)
-        yield None
-        return
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def fill(database_url: str, target: int, already: int) -> float:
     """Store resources in-process until the store holds ``target``; returns resources/s."""
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
-    context = RequestContext(request_id="bench")
+    context = RequestContext(request_id="bench", scopes=("system/*.cruds",))
     remaining = target - already
     start = time.perf_counter()
     chunk = 2000
@@ -180,7 +114,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any] | None
         if url is None:
             return None
         random.seed(42)
-        with server(url) as base, httpx.Client(timeout=60) as http:
+        with server(url) as (base, auth), httpx.Client(timeout=60, headers=auth) as http:
             headers = {"Content-Type": "application/fhir+json"}
             patients = [patient(i) for i in range(PATIENTS)]
             for start in range(0, PATIENTS, 100):
@@ -222,17 +156,49 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any] | None
     }
 
 
+def run_terminology(args: argparse.Namespace) -> None:
+    import terminology_bench
+
+    with tempfile.TemporaryDirectory() as folder:
+        print(f"terminology: generating {args.concepts:,} concepts and a map of {args.map_rows:,} rows", file=sys.stderr)
+        generated = terminology_bench.generate(Path(folder), args.concepts, args.map_rows)
+        expected = terminology_bench.expected_totals(generated)
+        results = []
+        for backend in args.backends.split(","):
+            with database(backend.strip()) as url:
+                if url is not None:
+                    results.append(terminology_bench.run_backend(backend.strip(), url, generated, args))
+        floor_stats = terminology_bench.floor(generated)
+    if results:
+        terminology_bench.print_tables(results, generated, expected, floor_stats)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--only", choices=("fhir", "terminology"), help="run one section (default: both)")
     parser.add_argument("--resources", type=int, default=100_000)
     parser.add_argument("--bundles", type=int, default=50)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--concepts", type=int, default=200_000, help="terminology: concepts in the code system")
+    parser.add_argument("--map-rows", type=int, default=50_000, help="terminology: rows in the ConceptMap")
+    parser.add_argument("--term-requests", type=int, default=100, help="terminology: $expand requests per filter")
+    parser.add_argument("--api-calls", type=int, default=500_000, help="terminology: warm translate()/display() calls")
+    parser.add_argument("--api-cold-calls", type=int, default=1000, help="terminology: cold (uncached) calls")
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
-    results = [r for b in args.backends.split(",") if (r := run_backend(b.strip(), args))]
     cpu = platform.processor() or platform.machine()
-    print(f"\nMachine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
-          f"{time.strftime('%Y-%m-%d')}\n")
+    load_before = os.getloadavg()[0]
+    if args.only != "terminology":
+        results = [r for b in args.backends.split(",") if (r := run_backend(b.strip(), args))]
+        print_fhir(results)
+    if args.only != "fhir":
+        run_terminology(args)
+    # Other work on the machine skews every figure: the load average says whether there was any.
+    print(f"\nMachine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}; "
+          f"load average (1 min) {load_before:.2f} before the run, {os.getloadavg()[0]:.2f} after\n")
+
+
+def print_fhir(results: list[dict[str, Any]]) -> None:
     print("| backend | load: transaction bundles of 100 (resources/s) | in-process fill (resources/s) "
           "| floor: fhir.resources parse+serialise (resources/s) |")
     print("|---|---|---|---|")

@@ -1,0 +1,100 @@
+"""What the benchmarks share: a database of their own per backend, a real server, percentiles."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from baylink.migrate import upgrade  # noqa: E402
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def server(database_url: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """A real server (uvicorn, its own process) on a free port: its FHIR base URL, and the
+    headers of a client holding a token with every scope. The server signs tokens with a key
+    made for this run, so the benchmark issues its token itself (as the tests do) instead of
+    going through a registered client and /auth/token."""
+    from fhir_exchange.auth.tokens import TokenSigner, generate_key_pem
+
+    signing_key = generate_key_pem()
+    token = TokenSigner(signing_key).issue("baylink-bench", "baylink-bench", "system/*.cruds",
+                                           lifetime=timedelta(hours=6)).token
+    port = free_port()
+    env = {**os.environ, "BAYLINK_DATABASE_URL": database_url, "BAYLINK_CELERY_EAGER": "true",
+           "BAYLINK_TOKEN_SIGNING_KEY": signing_key.decode()}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "baylink.app:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        cwd=ROOT, env=env,
+    )
+    base = f"http://127.0.0.1:{port}/fhir"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/metadata", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield base, {"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@contextmanager
+def database(backend: str) -> Iterator[str | None]:
+    """A migrated database of the benchmark's own: a temporary SQLite file, or a PostgreSQL
+    database created (and dropped after) at ``BAYLINK_BENCH_POSTGRES_URL``; None when
+    PostgreSQL is not reachable."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite:///{folder}/bench.db"
+            upgrade(url)
+            yield url
+        return
+    admin_url = os.environ.get("BAYLINK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    name = f"baylink_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        print(f"(PostgreSQL not reachable at {admin_url}: {exc.__class__.__name__}; skipped)", file=sys.stderr)
+        yield None
+        return
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
