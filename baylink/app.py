@@ -1,8 +1,7 @@
 """``create_app``: builds the FastAPI application and wires the packages together.
 
 This is the only place that chooses implementations for ``fhir_exchange``'s ports: the
-release gate (allow-all until the consent package provides one), the database, the
-request context provider.
+release gate (the consent package's), the database, the request context provider.
 """
 
 from __future__ import annotations
@@ -16,6 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import terminology
 from baylink.settings import Settings, get_settings, identifier_vault, token_signing_key
+from consent.gate import ConsentGate
+from consent.policy import ImplicitPolicy
 from fhir_exchange import crypto
 from fhir_exchange.api.rendering import error_response
 from fhir_exchange.api.routes import router as fhir_router
@@ -24,7 +25,7 @@ from fhir_exchange.auth.context import BearerAuth
 from fhir_exchange.auth.routes import router as auth_router
 from fhir_exchange.auth.tokens import TokenSigner
 from fhir_exchange.errors import FhirError, InvalidRequest, Issue, MethodNotAllowed, NotFound, operation_outcome
-from fhir_exchange.ports import AllowAllGate, ReleaseGate
+from fhir_exchange.ports import ReleaseGate
 from fhir_exchange.service import ServiceConfig
 from fhir_exchange.store.db import make_engine, make_sessionmaker
 
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
         sessions=sessions,
         signer=signer,
         context_provider=BearerAuth(signer, sessions, tuple(settings.purposes_of_use.split())),
-        gate=gate or AllowAllGate(),
+        gate=gate or ConsentGate(sessions, implicit=ImplicitPolicy(settings.consent_implicit_policy)),
         config=ServiceConfig(default_count=settings.default_page_size, max_count=settings.max_page_size),
         public_base_url=settings.public_base_url,
         max_search_results=settings.max_search_results,

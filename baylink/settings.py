@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     identifier_key_id: str = ""
     blind_index_key: SecretStr | None = None
     identifier_keys_file: Path = Path("var") / "identifier-keys.json"
+    # What happens where no consent of the patient applies: IHE PCF "deny" (default) or "permit".
+    consent_implicit_policy: Literal["deny", "permit"] = "deny"
     # The purposes of use a client may declare (v3 ActReason; issue 3 names these four).
     purposes_of_use: str = "TREAT ETREAT HPAYMT HOPERAT"
 

@@ -61,8 +61,17 @@ class ReleaseGate(Protocol):
     def decide(self, context: RequestContext, resource: dict[str, Any]) -> ReleaseDecision: ...
 
 
+def releases_everything(gate: ReleaseGate) -> bool:
+    """A gate may declare ``releases_everything = True`` to spare callers the per-resource
+    check when counting (search totals)."""
+    return bool(getattr(gate, "releases_everything", False))
+
+
 class AllowAllGate:
-    """Releases everything. The development default until a consent gate is plugged in."""
+    """Releases everything: for operator tooling and tests of the FHIR core. BayLink serves
+    with the consent package's gate."""
+
+    releases_everything = True
 
     def decide(self, context: RequestContext, resource: dict[str, Any]) -> ReleaseDecision:
         return ReleaseDecision(Release.PERMIT, resource, "allow-all gate")

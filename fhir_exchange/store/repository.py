@@ -25,7 +25,7 @@ from fhir_exchange.audit.trail import AuditRecorder
 from fhir_exchange.auth.scopes import LETTERS, Scopes
 from fhir_exchange.errors import Forbidden, Gone, InvalidRequest, MethodNotAllowed, NotFound, PreconditionFailed
 from fhir_exchange.identity.documents import document_for
-from fhir_exchange.ports import Release, ReleaseGate, RequestContext
+from fhir_exchange.ports import Release, ReleaseGate, RequestContext, releases_everything
 from fhir_exchange.search import index as ix
 from fhir_exchange.search.extract import extract
 from fhir_exchange.search.params import Include, SearchQuery
@@ -145,6 +145,26 @@ class FhirRepository:
         if self.audit is not None:
             self.audit.touched(stored)
         return stored
+
+    def releasable(self, pks: list[int], batch: int = 500) -> list[int]:
+        """The pks (in order) of the resources the gate would release to this caller: search
+        totals and pages count only those, so a total reveals nothing withheld."""
+        if releases_everything(self._gate) or not pks:
+            return pks
+        allowed: set[int] = set()
+        for start in range(0, len(pks), batch):
+            chunk = pks[start : start + batch]
+            for row in self.session.execute(select(_RESOURCE).where(_RESOURCE.c.pk.in_(chunk))).all():
+                if row.deleted or row.content is None:
+                    continue
+                content = crypto.vault().reveal(row.content) if row.res_type in PERSON_TYPES else row.content
+                if self._gate.decide(self.context, content).outcome is not Release.DENY:
+                    allowed.add(row.pk)
+        return [pk for pk in pks if pk in allowed]
+
+    @property
+    def gated(self) -> bool:
+        return not releases_everything(self._gate)
 
     def _release_all(self, items: Iterable[StoredResource]) -> list[StoredResource]:
         return [released for item in items if (released := self._release(item)) is not None]
@@ -501,11 +521,34 @@ class FhirRepository:
         if at_most_pk is None:
             at_most_pk = self.session.execute(select(func.max(v.pk)).where(*conditions)).scalar_one() or 0
         conditions.append(v.pk <= at_most_pk)
+        if self.gated:
+            # behind a release gate, count and page only the versions it releases (a total
+            # over everything would reveal what is withheld)
+            released = self._releasable_versions(conditions)
+            page_pks = released[offset : offset + count]
+            versions = self.session.execute(select(v).where(v.pk.in_(page_pks)).order_by(v.pk.desc())).scalars().all()
+            return self._release_all(_from_version(x) for x in versions), len(released), at_most_pk
         total = self.session.execute(select(func.count()).select_from(v).where(*conditions)).scalar_one()
         stmt = select(v).where(*conditions).order_by(v.pk.desc()).offset(offset).limit(count)
         versions = self.session.execute(stmt).scalars().all()
         visible = (_from_version(x) for x in versions if self._may_see(x.res_type))
         return self._release_all(visible), total, at_most_pk
+
+    def _releasable_versions(self, conditions: list[Any]) -> list[int]:
+        v = ResourceVersion
+        rows = self.session.execute(
+            select(v.pk, v.res_type, v.content).where(*conditions).order_by(v.pk.desc()).limit(self._max_search_results)
+        ).all()
+        released = []
+        for pk, res_type, content in rows:
+            if not self._may_see(res_type):
+                continue
+            if content is not None:
+                document = crypto.vault().reveal(content) if res_type in PERSON_TYPES else content
+                if self._gate.decide(self.context, document).outcome is Release.DENY:
+                    continue
+            released.append(pk)
+        return released
 
     # --- bulk helpers ------------------------------------------------------------------------
 

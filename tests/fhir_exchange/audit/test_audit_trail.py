@@ -38,7 +38,7 @@ def chart(client) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_a_read_is_audited_as_balp_says(app, anonymous_client, chart: str, client) -> None:  # type: ignore[no-untyped-def]
-    token = issue_token(app, "system/Patient.rs", institution="hospital-x", client_id="his-x")
+    token = issue_token(app, "system/Patient.rs", client_id="his-x")  # the custodian's second system
     headers = {"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": "ETREAT"}
     assert anonymous_client.get("/fhir/Patient/p1", headers=headers).status_code == 200
     event = _events(client)[-1]
@@ -47,7 +47,7 @@ def test_a_read_is_audited_as_balp_says(app, anonymous_client, chart: str, clien
     assert event["purposeOfEvent"][0]["coding"][0]["code"] == "ETREAT"
     whos = [a["who"] for a in event["agent"]]
     assert {"identifier": {"system": "http://baylink.example.org/fhir/sid/client", "value": "his-x"}} in whos
-    assert {"reference": "Organization/hospital-x"} in whos
+    assert {"reference": "Organization/test-hospital"} in whos
     patients = [e for e in event["entity"] if e["role"]["code"] == "1"]
     assert [e["what"]["reference"] for e in patients] == ["Patient/p1"]
     assert "IHE.BasicAudit.PatientRead" in event["meta"]["profile"][0]

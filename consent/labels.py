@@ -1,0 +1,91 @@
+"""Which sensitive categories a resource falls in: its own ``meta.security`` labels, and the
+categories its codes put it in by BayLink's value set of sensitive diagnoses (terminology
+content ``valueset-sensitive-diagnoses.json``: one include per category, each carrying the
+v3 ActCode sensitivity code). Mainland clinical-edition codes are read through their map
+to WHO ICD-10. The index follows terminology changes (it is rebuilt when the terminology
+generation moves, checked at most every few seconds)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from terminology import api as terminology_api
+from terminology.errors import TerminologyError
+from terminology.service import TerminologyService
+from terminology.store import TerminologyStore
+
+SENSITIVE_DIAGNOSES = "http://baylink.example.org/fhir/ValueSet/sensitive-diagnoses"
+CATEGORY_EXTENSION = "http://baylink.example.org/fhir/StructureDefinition/sensitivity-category"
+WHO_ICD10 = "http://hl7.org/fhir/sid/icd-10"
+CODED_FIELDS = ("code", "conclusionCode", "reasonCode", "valueCodeableConcept")
+CHECK_EVERY = 5.0
+
+
+class SensitivityLabeller:
+    def __init__(self, sessions: Callable[[], Session]) -> None:
+        self.sessions = sessions
+        self._index: dict[tuple[str, str], frozenset[str]] = {}
+        self._generation = -1
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < CHECK_EVERY:
+            return
+        with self.sessions() as session:
+            store = TerminologyStore(session)
+            generation = store.generation()
+            if generation != self._generation:
+                index = self._build(TerminologyService(store))
+                with self._lock:
+                    self._index, self._generation = index, generation
+        self._checked = now
+
+    @staticmethod
+    def _build(service: TerminologyService) -> dict[tuple[str, str], frozenset[str]]:
+        index: dict[tuple[str, str], set[str]] = {}
+        try:
+            _, _, compose = service.value_set_compose(SENSITIVE_DIAGNOSES)
+        except TerminologyError:
+            return {}
+        for include in compose.get("include") or []:
+            categories = {e["valueCoding"]["code"] for e in include.get("extension") or []
+                          if e.get("url") == CATEGORY_EXTENSION and e.get("valueCoding")}
+            if not categories:
+                continue
+            try:
+                expansion = service.expand(None, compose={"include": [include]}, count=None)
+            except TerminologyError:
+                continue
+            for entry in expansion.entries:
+                index.setdefault((entry.system, entry.code), set()).update(categories)
+        return {key: frozenset(value) for key, value in index.items()}
+
+    def labels(self, resource: dict[str, Any]) -> frozenset[str]:
+        found = {s.get("code") for s in (resource.get("meta") or {}).get("security") or [] if s.get("code")}
+        codings = []
+        for name in CODED_FIELDS:
+            value = resource.get(name)
+            for concept in value if isinstance(value, list) else [value] if isinstance(value, dict) else []:
+                codings += [c for c in concept.get("coding") or [] if c.get("system") and c.get("code")]
+        if codings:
+            self._refresh()
+            for coding in codings:
+                found |= self._index.get((coding["system"], coding["code"]), frozenset())
+                if coding["system"] != WHO_ICD10:
+                    for translation in _translations(coding["system"], coding["code"]):
+                        found |= self._index.get((WHO_ICD10, translation), frozenset())
+        return frozenset(found)
+
+
+def _translations(system: str, code: str) -> list[str]:
+    terminology = terminology_api.configured()
+    if terminology is None:
+        return []
+    return [t.code for t in terminology.translate(system, code, WHO_ICD10) if t.code]
