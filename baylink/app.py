@@ -40,6 +40,10 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
     app.state.settings = settings
     app.state.engine = engine
     sessions = make_sessionmaker(engine)
+    # the consent gate reads beside the request's own transaction
+    reader = make_engine(settings.database_url, read_only=True)
+    app.state.reader_engine = reader
+    reader_sessions = make_sessionmaker(reader)
     terminology.configure(sessions)
     crypto.configure(identifier_vault(settings))
     signer = TokenSigner(token_signing_key(settings))
@@ -47,7 +51,7 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
         sessions=sessions,
         signer=signer,
         context_provider=BearerAuth(signer, sessions, tuple(settings.purposes_of_use.split())),
-        gate=gate or ConsentGate(sessions, implicit=ImplicitPolicy(settings.consent_implicit_policy)),
+        gate=gate or ConsentGate(reader_sessions, implicit=ImplicitPolicy(settings.consent_implicit_policy)),
         config=ServiceConfig(default_count=settings.default_page_size, max_count=settings.max_page_size),
         public_base_url=settings.public_base_url,
         max_search_results=settings.max_search_results,

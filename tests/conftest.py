@@ -112,6 +112,7 @@ def app(settings: Settings):  # type: ignore[no-untyped-def]
     application = create_app(settings)
     yield application
     application.state.engine.dispose()
+    application.state.reader_engine.dispose()
 
 
 @pytest.fixture(autouse=True)

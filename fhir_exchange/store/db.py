@@ -15,9 +15,10 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout, and its
-    directory is created if missing."""
+    directory is created if missing. A ``read_only`` engine's SQLite transactions begin
+    deferred, so they read beside a writer instead of queueing behind it."""
     parsed = make_url(url)
     options: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if parsed.get_backend_name() == "sqlite":
@@ -26,7 +27,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         engine = create_engine(url, **options, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
-        event.listen(engine, "begin", _sqlite_on_begin)
+        event.listen(engine, "begin", _sqlite_begin_deferred if read_only else _sqlite_on_begin)
         return engine
     options.setdefault("pool_pre_ping", True)
     return create_engine(url, **options, **kwargs)
@@ -46,6 +47,10 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_on_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.info.get("write", True) else "BEGIN")
+
+
+def _sqlite_begin_deferred(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -1,0 +1,219 @@
+"""The consent gate on BayLink's read paths, over REST: a leak matrix of consent states
+against read, search, include, history and counts. Exactly the permitted resources come back;
+totals reveal nothing withheld."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from consent.policy import CROSS_BORDER_URL, DATA_CATEGORY, RECIPIENT_CLASS
+from fhir_exchange.institutions.registry import load_registry
+from fhir_exchange.ports import AllowAllGate, RequestContext
+from fhir_exchange.service import FhirService
+from fhir_exchange.store.repository import FhirRepository
+from tests.conftest import issue_token
+
+HKID = "http://baylink.example.org/fhir/sid/hkid"
+PERMIT_SYSTEM = "http://baylink.example.org/fhir/sid/cn-travel-permit-hkmo"
+
+
+@contextmanager
+def operator(app) -> Iterator[FhirService]:  # type: ignore[no-untyped-def]
+    context = RequestContext(request_id=str(uuid.uuid4()), client_id="test-operator", scopes=("system/*.cruds",))
+    with app.state.fhir.sessions() as session, session.begin():
+        yield FhirService(FhirRepository(session, context, AllowAllGate()), "http://testserver/fhir")
+
+
+def _as(app, client: TestClient, institution: str, purpose: str = "TREAT", **headers: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"Authorization": f"Bearer {issue_token(app, institution=institution, client_id=f'{institution}-his')}",
+            "X-Purpose-Of-Use": purpose, **headers}
+
+
+@pytest.fixture
+def records(app, anonymous_client: TestClient) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
+    with operator(app) as service:
+        load_registry(service)
+    qmh = _as(app, anonymous_client, "ha-queen-mary")
+    put = [
+        {"resourceType": "Patient", "id": "p1", "identifier": [{"system": HKID, "value": "A123456(3)"},
+                                                               {"system": PERMIT_SYSTEM, "value": "H12345678"}],
+         "name": [{"family": "CHAN", "given": ["Tai Man"]}], "birthDate": "1950-03-04"},
+        {"resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "HbA1c"},
+         "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-10-01"},
+        {"resourceType": "Condition", "id": "c-psy", "subject": {"reference": "Patient/p1"}, "code": {"text": "depression"},
+         "meta": {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}]}},
+        {"resourceType": "MedicationRequest", "id": "m1", "status": "active", "intent": "order",
+         "medicationCodeableConcept": {"text": "metformin"}, "subject": {"reference": "Patient/p1"}},
+        {"resourceType": "Patient", "id": "p2", "birthDate": "1960-01-01"},
+        {"resourceType": "Observation", "id": "o2", "status": "final", "code": {"text": "HbA1c"},
+         "subject": {"reference": "Patient/p2"}, "effectiveDateTime": "2026-10-01"},
+    ]
+    for resource in put:
+        response = anonymous_client.put(f"/fhir/{resource['resourceType']}/{resource['id']}", json=resource, headers=qmh)
+        assert response.status_code == 201, response.text
+    return {"qmh": qmh, "szh": _as(app, anonymous_client, "hku-szh"), "kw": _as(app, anonymous_client, "mo-kiang-wu"),
+            "szh-pay": _as(app, anonymous_client, "hku-szh", "HPAYMT")}
+
+
+def _consent(client: TestClient, headers: dict[str, str], provision: dict[str, Any], status: str = "active",
+             cid: str = "consent-1") -> None:
+    body = {"resourceType": "Consent", "id": cid, "status": status,
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": "Patient/p1"}, "dateTime": "2026-11-01",
+            "policy": [{"uri": "https://www.pcpd.org.hk/english/data_privacy_law/ordinance_at_a_Glance/ordinance.html"}],
+            "provision": provision}
+    response = client.put(f"/fhir/Consent/{cid}", json=body, headers=headers)
+    assert response.status_code in (200, 201), response.text
+
+
+def _grant(categories: list[str], *, actor: dict[str, Any] | None = None, cross_border: bool = True,
+           period: dict[str, str] | None = None, purpose: str | None = "TREAT", labels: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    provision: dict[str, Any] = {
+        "type": "permit",
+        "period": period or {"start": "2026-01-01", "end": "2027-06-30"},
+        "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                        "code": "IRCP"}]},
+                   "reference": actor or {"reference": "Organization/hku-szh"}}],
+        "code": [{"coding": [{"system": DATA_CATEGORY, "code": c}]} for c in categories],
+    }
+    if purpose:
+        provision["purpose"] = [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": purpose}]
+    if cross_border:
+        provision["extension"] = [{"url": CROSS_BORDER_URL, "valueBoolean": True}]
+    if labels:
+        provision["securityLabel"] = [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": c} for c in labels]
+    return provision
+
+
+def _visible(client: TestClient, headers: dict[str, str], *, custodian: bool = False) -> set[str]:
+    """Everything of patient p1 the caller can see, by every read path, checking totals agree."""
+    seen: set[str] = set()
+    for resource_type in ("Observation", "Condition", "MedicationRequest"):
+        bundle = client.get(f"/fhir/{resource_type}", params={"subject": "Patient/p1"}, headers=headers).json()
+        ids = {e["resource"]["id"] for e in bundle.get("entry", [])}
+        assert bundle["total"] == len(ids), (resource_type, bundle["total"], ids)
+        count = client.get(f"/fhir/{resource_type}", params={"subject": "Patient/p1", "_summary": "count"}, headers=headers)
+        assert count.json()["total"] == len(ids)
+        seen |= ids
+    for resource_type, rid in (("Observation", "o1"), ("Condition", "c-psy"), ("MedicationRequest", "m1"), ("Patient", "p1")):
+        read = client.get(f"/fhir/{resource_type}/{rid}", headers=headers)
+        assert (read.status_code == 200) == (rid in seen or (resource_type == "Patient" and read.status_code == 200))
+        if read.status_code == 200:
+            seen.add(rid)
+        else:
+            assert read.status_code == 403 and "resourceType" in read.json() and "id" not in read.json()
+        history = client.get(f"/fhir/{resource_type}/{rid}/_history", headers=headers)
+        if history.status_code == 200:
+            assert history.json()["total"] == len(history.json().get("entry", []))
+            assert (rid in seen) == bool(history.json().get("entry"))
+    included = client.get("/fhir/Observation", params={"_id": "o1", "_include": "Observation:subject"}, headers=headers).json()
+    assert {e["resource"]["id"] for e in included.get("entry", [])} <= seen
+    if not custodian:
+        assert client.get("/fhir/Observation/o2", headers=headers).status_code == 403  # another patient, no consent
+    return seen
+
+
+def test_the_custodian_sees_everything_it_holds(anonymous_client: TestClient, records) -> None:  # type: ignore[no-untyped-def]
+    assert _visible(anonymous_client, records["qmh"], custodian=True) == {"o1", "c-psy", "m1", "p1"}
+
+
+@pytest.mark.parametrize(("state", "expected"), [
+    ("none", set()),
+    ("results", {"o1"}),
+    ("results and demographics", {"o1", "p1"}),
+    ("results, problems and mental health", {"o1", "c-psy"}),
+    ("problems without naming mental health", set()),
+    ("expired", set()),
+    ("not yet begun", set()),
+    ("withdrawn", set()),
+    ("draft", set()),
+    ("wrong purpose", set()),
+    ("not cross-border", set()),
+    ("for another institution", set()),
+    ("for designated voucher service points", {"o1", "m1"}),
+    ("deny medicines inside a broad permit", {"o1"}),
+])
+def test_leak_matrix(anonymous_client: TestClient, records, state: str, expected: set[str]) -> None:  # type: ignore[no-untyped-def]
+    qmh = records["qmh"]
+    grants = {
+        "results": _grant(["results"]),
+        "results and demographics": _grant(["results", "demographics"]),
+        "results, problems and mental health": _grant(["results", "problems"], labels=["PSY"]),
+        "problems without naming mental health": _grant(["problems"]),
+        "expired": _grant(["results"], period={"start": "2025-01-01", "end": "2025-12-31"}),
+        "not yet begun": _grant(["results"], period={"start": "2027-01-01"}),
+        "withdrawn": _grant(["results"]),
+        "draft": _grant(["results"]),
+        "wrong purpose": _grant(["results"], purpose="HPAYMT"),
+        "not cross-border": _grant(["results"], cross_border=False),
+        "for another institution": _grant(["results"], actor={"reference": "Organization/shenzhen-peoples"}),
+        "for designated voucher service points": _grant(["results", "medications"],
+                                                        actor={"identifier": {"system": RECIPIENT_CLASS,
+                                                                              "value": "designated:ehcv"}}),
+        "deny medicines inside a broad permit": {**_grant(["results", "medications"]), "provision": [
+            {"type": "deny", "code": [{"coding": [{"system": DATA_CATEGORY, "code": "medications"}]}]}]},
+    }
+    if state != "none":
+        _consent(anonymous_client, qmh, grants[state], status="draft" if state == "draft" else "active")
+    if state == "withdrawn":
+        assert _visible(anonymous_client, records["szh"]) == {"o1"}  # before: granted
+        _consent(anonymous_client, qmh, grants[state], status="inactive")  # withdrawn: the very next request sees it
+    assert _visible(anonymous_client, records["szh"]) == expected
+    assert _visible(anonymous_client, records["kw"]) == set()  # Macao was never granted anything
+
+
+def test_a_patient_released_across_the_boundary_is_masked(anonymous_client: TestClient, records) -> None:  # type: ignore[no-untyped-def]
+    _consent(anonymous_client, records["qmh"], _grant(["demographics"]))
+    patient = anonymous_client.get("/fhir/Patient/p1", headers=records["szh"]).json()
+    assert patient["identifier"] == [{"system": PERMIT_SYSTEM, "value": "H12345678"}]  # the HKID stays in Hong Kong
+    assert {"code": "MASKED"}.items() <= patient["meta"]["security"][-1].items()
+    own = anonymous_client.get("/fhir/Patient/p1", headers=records["qmh"]).json()
+    assert len(own["identifier"]) == 2
+
+
+def test_the_server_sets_the_custodian(anonymous_client: TestClient, records) -> None:  # type: ignore[no-untyped-def]
+    forged = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": "Patient/p1"},
+              "meta": {"tag": [{"system": "http://baylink.example.org/fhir/CodeSystem/custodian", "code": "ha-queen-mary"}]}}
+    created = anonymous_client.post("/fhir/Observation", json=forged, headers=records["szh"]).json()
+    assert created["meta"]["tag"] == [{"system": "http://baylink.example.org/fhir/CodeSystem/custodian", "code": "hku-szh"}]
+    # Queen Mary's own update of its record keeps it Queen Mary's
+    updated = anonymous_client.put("/fhir/Observation/o1", headers=records["szh"], json={
+        "resourceType": "Observation", "id": "o1", "status": "amended", "code": {"text": "HbA1c"},
+        "subject": {"reference": "Patient/p1"}})
+    assert updated.status_code in (200, 403)  # the write may pass; it cannot take the record over
+    stored = anonymous_client.get("/fhir/Observation/o1", headers=records["qmh"]).json()
+    assert stored["meta"]["tag"][0]["code"] == "ha-queen-mary"
+
+
+def test_break_glass_releases_emergency_data_only_with_a_reason(app, anonymous_client: TestClient, records) -> None:  # type: ignore[no-untyped-def]
+    from fhir_exchange.auth.keys import generate_private_key_pem, on_behalf_of, public_jwks
+    from fhir_exchange.auth.service import ClientRegistry
+
+    pem = generate_private_key_pem()
+    with app.state.fhir.sessions() as session, session.begin():
+        client_id = ClientRegistry(session).register("hku-szh", public_jwks(pem), "system/*.cruds").client_id
+    token = issue_token(app, institution="hku-szh", client_id=client_id)
+    er_doctor = on_behalf_of(client_id, pem, "http://testserver/fhir", "PractitionerRole/er-1", ["break-glass"])
+    nurse = on_behalf_of(client_id, pem, "http://testserver/fhir", "PractitionerRole/n-1", ["nurse"])
+    base = {"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": "ETREAT"}
+    reason = {"X-Break-Glass-Reason": "unconscious after a road accident"}
+    glass = {**base, "X-On-Behalf-Of": er_doctor, **reason}
+    assert anonymous_client.get("/fhir/MedicationRequest/m1", headers=glass).status_code == 200
+    assert anonymous_client.get("/fhir/Observation/o1", headers=glass).status_code == 200  # a recent result
+    assert anonymous_client.get("/fhir/Condition/c-psy", headers=glass).status_code == 403  # sensitive stays closed
+    assert anonymous_client.get("/fhir/MedicationRequest/m1", headers={**base, "X-On-Behalf-Of": er_doctor}).status_code == 403
+    as_nurse = {**base, "X-On-Behalf-Of": nurse, **reason}
+    assert anonymous_client.get("/fhir/MedicationRequest/m1", headers=as_nurse).status_code == 403
+    assert anonymous_client.get("/fhir/MedicationRequest/m1", headers={**base, **reason}).status_code == 403
+    events = anonymous_client.get("/fhir/AuditEvent", params={"patient": "Patient/p1", "_count": 100},
+                                  headers=records["qmh"] | {"X-Purpose-Of-Use": "TREAT"}).json()
+    purposes = [e["resource"]["purposeOfEvent"][0] for e in events.get("entry", [])]
+    assert {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "ETREAT"}],
+            "text": "unconscious after a road accident"} in purposes
