@@ -74,6 +74,12 @@ def load_source(service: FhirService, source: Source) -> list[SaveResult]:
     if source.kind == "CodeSystem":
         content = read_code_system_csv(source)
         saved = terminology.save_code_system(content, origin)
+        current = service.repo.current_version("CodeSystem", content.resource_id or "")
+        if saved.status == "unchanged" and current is not None and not current[1]:
+            return [saved]  # the tables and the stored resource already hold exactly this
+        for concept in content.concepts:
+            if not concept.derived:
+                concept.complete_designations()
         content.version = saved.version
         resource = code_system_resource(content)
     else:

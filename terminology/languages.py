@@ -17,6 +17,7 @@ DERIVED_S2HK = "opencc:s2hk"
 DERIVED_HK2S = "opencc:hk2s"
 
 
+@cache
 def canonical_language(tag: str) -> str:
     """A BCP 47 tag as BayLink stores it: ``zh-HK`` / ``zh-hant-hk`` -> ``zh-Hant``,
     ``zh-CN`` / ``zh`` -> ``zh-Hans``, ``en-GB`` -> ``en``; anything else keeps its primary

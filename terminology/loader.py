@@ -187,9 +187,7 @@ def read_code_system_csv(source: Source) -> CodeSystemContent:
         resource_id=default_resource_id(source),
         concepts=list(concepts.values()),
     )
-    for record in content.concepts:
-        record.complete_designations()
-    return content
+    return content  # the missing Chinese script is derived when it is stored (store.py), not for an unchanged load
 
 
 def read_concept_map_csv(source: Source) -> ConceptMapContent:

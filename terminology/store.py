@@ -166,8 +166,15 @@ class TerminologyStore:
         self.session.add(row)
         self.session.flush()
         connection = self.session.connection()
+        postgres = connection.dialect.name == "postgresql"
+        large = len(content.concepts) > _ANALYZE_AFTER
+        if postgres and large:
+            # new index entries go to the GIN pending list and are merged once, in bulk, below
+            connection.execute(text("SET LOCAL gin_pending_list_limit = '512MB'"))
         concept_rows = []
         for concept in content.concepts:
+            if not concept.derived:
+                concept.complete_designations()  # only now: an unchanged load never pays for OpenCC
             names = [concept.code, concept.display, *(v for v, _ in concept.all_designations().values())]
             concept_rows.append({"system_pk": row.pk, "code": concept.code, "display": concept.display,
                                  "search_text": search_text(names)})
@@ -190,9 +197,11 @@ class TerminologyStore:
         for target, rows in ((_DESIGNATION, designations), (_PARENT, edges)):
             for start in range(0, len(rows), _BATCH):
                 connection.execute(insert(target), rows[start : start + _BATCH])
-        if connection.dialect.name == "postgresql" and len(concept_rows) > _ANALYZE_AFTER:
-            # Fresh statistics, so the planner uses the text index for the new rows at once.
-            connection.execute(text("ANALYZE term_concept"))
+        if postgres and large:
+            # Merge the text index's pending entries now (every filter would read them
+            # otherwise), and give the planner fresh statistics for the new rows.
+            connection.execute(text("SELECT gin_clean_pending_list('ix_term_concept_search_trgm'::regclass)"))
+            connection.execute(text("ANALYZE term_concept, term_designation, term_concept_parent"))
         self._make_current(CodeSystemVersion, content.url, row.pk)
         self._log("CodeSystem", content.url, version, origin, content_hash, len(content.concepts))
         return SaveResult("CodeSystem", content.url, version, "loaded", len(content.concepts))
@@ -265,6 +274,8 @@ class TerminologyStore:
         ]
         for start in range(0, len(rows), _BATCH):
             self.session.connection().execute(insert(_ELEMENT), rows[start : start + _BATCH])
+        if self.session.connection().dialect.name == "postgresql" and len(rows) > _ANALYZE_AFTER:
+            self.session.connection().execute(text("ANALYZE term_map_element"))
         self._make_current(ConceptMapVersion, content.url, row.pk)
         self._log("ConceptMap", content.url, version, origin, content_hash, len(rows))
         return SaveResult("ConceptMap", content.url, version, "loaded", len(rows))
@@ -432,8 +443,14 @@ class TerminologyStore:
         stmt = stmt.where(or_(*conditions)) if conditions else stmt.where(literal(False))
         for selection in excludes:
             stmt = stmt.where(_CONCEPT.c.pk.not_in(self._selection_query(selection)))
+        postgres = self.session.get_bind().dialect.name == "postgresql"
         for needle in needles:
-            stmt = stmt.where(_CONCEPT.c.search_text.like(like_pattern(needle), escape="\\"))
+            if postgres and len(needle) < _FTS_MIN:
+                # too short for the trigram index: a plain scan, which a cached generic plan
+                # for LIKE would turn into a full read of the index
+                stmt = stmt.where(func.strpos(_CONCEPT.c.search_text, needle) > 0)
+            else:
+                stmt = stmt.where(_CONCEPT.c.search_text.like(like_pattern(needle), escape="\\"))
         return stmt
 
     def expand(
