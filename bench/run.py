@@ -175,7 +175,8 @@ def run_terminology(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--only", choices=("fhir", "terminology"), help="run one section (default: both)")
+    parser.add_argument("--only", choices=("fhir", "terminology", "matching"), help="run one section (default: all)")
+    parser.add_argument("--persons", type=int, default=1500, help="matching: generated cross-border persons")
     parser.add_argument("--resources", type=int, default=100_000)
     parser.add_argument("--bundles", type=int, default=50)
     parser.add_argument("--requests", type=int, default=300)
@@ -188,11 +189,16 @@ def main() -> None:
     args = parser.parse_args()
     cpu = platform.processor() or platform.machine()
     load_before = os.getloadavg()[0]
-    if args.only != "terminology":
+    if args.only in (None, "fhir"):
         results = [r for b in args.backends.split(",") if (r := run_backend(b.strip(), args))]
         print_fhir(results)
-    if args.only != "fhir":
+    if args.only in (None, "terminology"):
         run_terminology(args)
+    if args.only in (None, "matching"):
+        from matching_bench import evaluate, generate, table
+
+        print("\n## Cross-border patient matching\n")
+        print(table(evaluate(*generate(args.persons, seed=7))))
     # Other work on the machine skews every figure: the load average says whether there was any.
     print(f"\nMachine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}; "
           f"load average (1 min) {load_before:.2f} before the run, {os.getloadavg()[0]:.2f} after\n")
