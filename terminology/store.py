@@ -144,17 +144,29 @@ class TerminologyStore:
         self.session.execute(update(model).where(model.url == url, model.pk != pk).values(current=False))
         self.session.execute(update(model).where(model.pk == pk).values(current=True))
 
+    def _same_content(self, model: Any, kind: str, content: Any, content_hash: str, origin: str | None
+                      ) -> tuple[str, Any, SaveResult | None]:
+        """(version, existing row, result): the result is set when that url|version already
+        holds this very content, which then needs no writing (made current again if it was not)."""
+        version, existing = self._resolve_version(model, content.url, content.version or ("" if model is ValueSetVersion
+                                                                                           else None), content_hash)
+        self._check_owner(existing, kind, content.resource_id)
+        if existing is None or existing.content_hash != content_hash:
+            return version, existing, None
+        items = {"CodeSystem": "concept_count", "ConceptMap": "element_count"}.get(kind)
+        count = getattr(existing, items) if items else 0
+        existing.resource_id = content.resource_id or existing.resource_id
+        if existing.current:
+            return version, existing, SaveResult(kind, content.url, version, "unchanged", count)
+        self._make_current(model, content.url, existing.pk)  # an earlier version loaded again becomes current
+        self._log(kind, content.url, version, origin, content_hash, count)
+        return version, existing, SaveResult(kind, content.url, version, "current", count)
+
     def save_code_system(self, content: CodeSystemContent, origin: str | None = None) -> SaveResult:
         content_hash = content.content_hash()
-        version, existing = self._resolve_version(CodeSystemVersion, content.url, content.version, content_hash)
-        self._check_owner(existing, "CodeSystem", content.resource_id)
-        if existing is not None and existing.content_hash == content_hash:
-            existing.resource_id = content.resource_id or existing.resource_id
-            if not existing.current:  # an earlier version loaded again: it becomes current
-                self._make_current(CodeSystemVersion, content.url, existing.pk)
-                self._log("CodeSystem", content.url, version, origin, content_hash, existing.concept_count)
-                return SaveResult("CodeSystem", content.url, version, "current", existing.concept_count)
-            return SaveResult("CodeSystem", content.url, version, "unchanged", existing.concept_count)
+        version, existing, same = self._same_content(CodeSystemVersion, "CodeSystem", content, content_hash, origin)
+        if same is not None:
+            return same
         if existing is not None:
             self._delete_code_system_rows(existing.pk)
         row = CodeSystemVersion(
@@ -246,15 +258,9 @@ class TerminologyStore:
 
     def save_concept_map(self, content: ConceptMapContent, origin: str | None = None) -> SaveResult:
         content_hash = content.content_hash()
-        version, existing = self._resolve_version(ConceptMapVersion, content.url, content.version, content_hash)
-        self._check_owner(existing, "ConceptMap", content.resource_id)
-        if existing is not None and existing.content_hash == content_hash:
-            existing.resource_id = content.resource_id or existing.resource_id
-            if not existing.current:  # an earlier version loaded again: it becomes current
-                self._make_current(ConceptMapVersion, content.url, existing.pk)
-                self._log("ConceptMap", content.url, version, origin, content_hash, existing.element_count)
-                return SaveResult("ConceptMap", content.url, version, "current", existing.element_count)
-            return SaveResult("ConceptMap", content.url, version, "unchanged", existing.element_count)
+        version, existing, same = self._same_content(ConceptMapVersion, "ConceptMap", content, content_hash, origin)
+        if same is not None:
+            return same
         if existing is not None:
             self.session.execute(delete(_ELEMENT).where(_ELEMENT.c.map_pk == existing.pk))
             self.session.execute(delete(ConceptMapVersion).where(ConceptMapVersion.pk == existing.pk))
@@ -282,15 +288,9 @@ class TerminologyStore:
 
     def save_value_set(self, content: ValueSetContent, origin: str | None = None) -> SaveResult:
         content_hash = content.content_hash()
-        version, existing = self._resolve_version(ValueSetVersion, content.url, content.version or "", content_hash)
-        self._check_owner(existing, "ValueSet", content.resource_id)
-        if existing is not None and existing.content_hash == content_hash:
-            existing.resource_id = content.resource_id or existing.resource_id
-            if not existing.current:  # an earlier version loaded again: it becomes current
-                self._make_current(ValueSetVersion, content.url, existing.pk)
-                self._log("ValueSet", content.url, version, origin, content_hash, 0)
-                return SaveResult("ValueSet", content.url, version, "current", 0)
-            return SaveResult("ValueSet", content.url, version, "unchanged", 0)
+        version, existing, same = self._same_content(ValueSetVersion, "ValueSet", content, content_hash, origin)
+        if same is not None:
+            return same
         if existing is not None:
             self.session.execute(delete(ValueSetVersion).where(ValueSetVersion.pk == existing.pk))
         row = ValueSetVersion(url=content.url, version=version, name=content.name, resource_id=content.resource_id,
