@@ -58,7 +58,8 @@ class BearerAuth:
         if signed_user:
             user, roles = self._on_behalf_of(claims["sub"], signed_user, request)
         return RequestContext(
-            request_id=request.headers.get("X-Request-ID") or str(uuid.uuid4()),
+            # always the server's own: per-request caches (the consent gate's) are keyed by it
+            request_id=str(uuid.uuid4()),
             client_id=claims["sub"],
             institution=claims["institution"],
             user=user,
