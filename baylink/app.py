@@ -40,11 +40,12 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
     app.state.settings = settings
     app.state.engine = engine
     sessions = make_sessionmaker(engine)
-    # the consent gate reads beside the request's own transaction
+    # read-only work (the terminology API, the consent gate) runs beside the request's own
+    # transaction, on connections that never take SQLite's write lock
     reader = make_engine(settings.database_url, read_only=True)
     app.state.reader_engine = reader
     reader_sessions = make_sessionmaker(reader)
-    terminology.configure(sessions)
+    terminology.configure(reader_sessions)
     crypto.configure(identifier_vault(settings))
     signer = TokenSigner(token_signing_key(settings))
     app.state.fhir = FhirRuntime(

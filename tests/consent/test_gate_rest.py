@@ -44,7 +44,9 @@ def records(app, anonymous_client: TestClient) -> dict[str, dict[str, str]]:  # 
         {"resourceType": "Patient", "id": "p1", "identifier": [{"system": HKID, "value": "A123456(3)"},
                                                                {"system": PERMIT_SYSTEM, "value": "H12345678"}],
          "name": [{"family": "CHAN", "given": ["Tai Man"]}], "birthDate": "1950-03-04"},
-        {"resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "HbA1c"},
+        # coded, so the gate looks its codes up in terminology (while the request's transaction is open)
+        {"resourceType": "Observation", "id": "o1", "status": "final",
+         "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}], "text": "HbA1c"},
          "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-10-01"},
         {"resourceType": "Condition", "id": "c-psy", "subject": {"reference": "Patient/p1"}, "code": {"text": "depression"},
          "meta": {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}]}},
