@@ -60,7 +60,8 @@ def records(app, anonymous_client: TestClient) -> dict[str, dict[str, str]]:  # 
         response = anonymous_client.put(f"/fhir/{resource['resourceType']}/{resource['id']}", json=resource, headers=qmh)
         assert response.status_code == 201, response.text
     # the same X-Request-ID on every call: the gate must still read consents afresh per request
-    return {"qmh": qmh, "szh": _as(app, anonymous_client, "hku-szh", **{"X-Request-ID": "reused"}), "kw": _as(app, anonymous_client, "mo-kiang-wu"),
+    return {"qmh": qmh, "szh": _as(app, anonymous_client, "hku-szh", **{"X-Request-ID": "reused"}),
+            "kw": _as(app, anonymous_client, "mo-kiang-wu"),
             "szh-pay": _as(app, anonymous_client, "hku-szh", "HPAYMT")}
 
 
