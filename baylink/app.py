@@ -25,7 +25,7 @@ from fhir_exchange.auth.context import BearerAuth
 from fhir_exchange.auth.routes import router as auth_router
 from fhir_exchange.auth.tokens import TokenSigner
 from fhir_exchange.errors import FhirError, InvalidRequest, Issue, MethodNotAllowed, NotFound, operation_outcome
-from fhir_exchange.ports import ReleaseGate
+from fhir_exchange.ports import AllowAllGate, ReleaseGate
 from fhir_exchange.service import ServiceConfig
 from fhir_exchange.store.db import make_engine, make_sessionmaker
 
@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
         sessions=sessions,
         signer=signer,
         context_provider=BearerAuth(signer, sessions, tuple(settings.purposes_of_use.split())),
-        gate=gate or ConsentGate(reader_sessions, implicit=ImplicitPolicy(settings.consent_implicit_policy)),
+        gate=gate or (AllowAllGate() if settings.release_gate == "allow-all"
+                      else ConsentGate(reader_sessions, implicit=ImplicitPolicy(settings.consent_implicit_policy))),
         config=ServiceConfig(default_count=settings.default_page_size, max_count=settings.max_page_size),
         public_base_url=settings.public_base_url,
         max_search_results=settings.max_search_results,

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     identifier_key_id: str = ""
     blind_index_key: SecretStr | None = None
     identifier_keys_file: Path = Path("var") / "identifier-keys.json"
+    # The release gate BayLink serves with: "consent" (always, in production), or "allow-all"
+    # for measuring the gate's own cost (make bench) and nothing else.
+    release_gate: Literal["consent", "allow-all"] = "consent"
     # What happens where no consent of the patient applies: IHE PCF "deny" (default) or "permit".
     consent_implicit_policy: Literal["deny", "permit"] = "deny"
     # The purposes of use a client may declare (v3 ActReason; issue 3 names these four).
@@ -60,6 +63,8 @@ class Settings(BaseSettings):
                 raise ValueError("BAYLINK_DATABASE_URL must name a PostgreSQL database in production")
             if self.celery_eager:
                 raise ValueError("BAYLINK_CELERY_EAGER must be false in production (use the worker)")
+            if self.release_gate != "consent":
+                raise ValueError("BAYLINK_RELEASE_GATE must be 'consent' in production")
             if self.token_signing_key is None:
                 raise ValueError("BAYLINK_TOKEN_SIGNING_KEY (an ES256 private key, PEM) must be set in production")
             if self.identifier_keys is None or self.blind_index_key is None or not self.identifier_key_id:

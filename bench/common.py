@@ -37,19 +37,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(database_url: str) -> Iterator[tuple[str, dict[str, str]]]:
+def server(database_url: str, *, gate: str = "consent", institution: str = "baylink-bench",
+           signing_key: bytes | None = None) -> Iterator[tuple[str, dict[str, str]]]:
     """A real server (uvicorn, its own process) on a free port: its FHIR base URL, and the
     headers of a client holding a token with every scope. The server signs tokens with a key
     made for this run, so the benchmark issues its token itself (as the tests do) instead of
     going through a registered client and /auth/token."""
     from fhir_exchange.auth.tokens import TokenSigner, generate_key_pem
 
-    signing_key = generate_key_pem()
-    token = TokenSigner(signing_key).issue("baylink-bench", "baylink-bench", "system/*.cruds",
+    signing_key = signing_key or generate_key_pem()
+    token = TokenSigner(signing_key).issue(f"{institution}-client", institution, "system/*.cruds",
                                            lifetime=timedelta(hours=6)).token
     port = free_port()
     env = {**os.environ, "BAYLINK_DATABASE_URL": database_url, "BAYLINK_CELERY_EAGER": "true",
-           "BAYLINK_TOKEN_SIGNING_KEY": signing_key.decode()}
+           "BAYLINK_TOKEN_SIGNING_KEY": signing_key.decode(), "BAYLINK_RELEASE_GATE": gate}
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "baylink.app:create_app", "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning", "--no-access-log"],

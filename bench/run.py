@@ -86,7 +86,7 @@ def fill(database_url: str, target: int, already: int) -> float:
     """Store resources in-process until the store holds ``target``; returns resources/s."""
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
-    context = RequestContext(request_id="bench", scopes=("system/*.cruds",))
+    context = RequestContext(request_id="bench", institution="baylink-bench", scopes=("system/*.cruds",))
     remaining = target - already
     start = time.perf_counter()
     chunk = 2000
@@ -143,8 +143,24 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any] | None
                                                                   "code": f"http://loinc.org|{code}"})
                 searches.append((time.perf_counter() - t0) * 1000)
                 response.raise_for_status()
+            # the consent gate's cost on Observation?patient=… (about 100 matches, a page of 20):
+            # each patient has a Consent letting a second institution see results
+            for org in ("baylink-bench", "bench-other"):
+                http.put(f"{base}/Organization/{org}", headers=headers, content=orjson.dumps({
+                    "resourceType": "Organization", "id": org, "name": org, "extension": [{
+                        "url": "http://baylink.example.org/fhir/StructureDefinition/institution-jurisdiction",
+                        "valueCode": "HK"}]})).raise_for_status()
+            for pid in range(PATIENTS):
+                http.put(f"{base}/Consent/bench-{pid}", headers=headers, content=orjson.dumps(
+                    bench_consent(pid))).raise_for_status()
+            gate_custodian = patient_searches(http, base, args.requests)
+        with server(url, institution="bench-other") as (base, auth), httpx.Client(timeout=60, headers=auth) as http:
+            gate_consented = patient_searches(http, base, args.requests)
+        with server(url, gate="allow-all") as (base, auth), httpx.Client(timeout=60, headers=auth) as http:
+            allow_all = patient_searches(http, base, args.requests)
         floor_stats = floor(sample)
     return {
+        "gate": {"custodian": gate_custodian, "consented": gate_consented, "allow-all": allow_all},
         "backend": backend,
         "load_per_s": args.bundles * 100 / load_elapsed,
         "fill_per_s": fill_rate,
@@ -154,6 +170,30 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any] | None
         "search_p50": percentile(searches, 50), "search_p95": percentile(searches, 95),
         "stored": args.resources,
     }
+
+
+def bench_consent(pid: int) -> dict[str, Any]:
+    return {"resourceType": "Consent", "id": f"bench-{pid}", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": f"Patient/bp{pid}"},
+            "provision": {"type": "permit", "actor": [{
+                "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+                "reference": {"reference": "Organization/bench-other"}}],
+                "code": [{"coding": [{"system": "http://baylink.example.org/fhir/CodeSystem/data-category",
+                                      "code": "results"}]}]}}
+
+
+def patient_searches(http: httpx.Client, base: str, requests: int) -> list[float]:
+    timings = []
+    rng = random.Random(7)
+    for _ in range(requests):
+        t0 = time.perf_counter()
+        response = http.get(f"{base}/Observation", params={"patient": f"Patient/bp{rng.randrange(PATIENTS)}"})
+        timings.append((time.perf_counter() - t0) * 1000)
+        response.raise_for_status()
+        assert response.json()["total"] > 0
+    return timings
 
 
 def run_terminology(args: argparse.Namespace) -> None:
@@ -192,6 +232,7 @@ def main() -> None:
     if args.only in (None, "fhir"):
         results = [r for b in args.backends.split(",") if (r := run_backend(b.strip(), args))]
         print_fhir(results)
+        print_gate(results)
     if args.only in (None, "terminology"):
         run_terminology(args)
     if args.only in (None, "matching"):
@@ -202,6 +243,18 @@ def main() -> None:
     # Other work on the machine skews every figure: the load average says whether there was any.
     print(f"\nMachine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}; "
           f"load average (1 min) {load_before:.2f} before the run, {os.getloadavg()[0]:.2f} after\n")
+
+
+def print_gate(results: list[dict[str, Any]]) -> None:
+    print("\n| backend | Observation?patient=… allow-all gate p50 / p95 (ms) | consent gate, custodian p50 / p95 (ms) "
+          "| consent gate, another institution under consent p50 / p95 (ms) | overhead at p50 (custodian / consented) |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        g = r["gate"]
+        base = percentile(g["allow-all"], 50)
+        cells = [f"{percentile(g[k], 50):.2f} / {percentile(g[k], 95):.2f}" for k in ("allow-all", "custodian", "consented")]
+        print(f"| {r['backend']} | {' | '.join(cells)} | {percentile(g['custodian'], 50) / base - 1:+.0%} / "
+              f"{percentile(g['consented'], 50) / base - 1:+.0%} |")
 
 
 def print_fhir(results: list[dict[str, Any]]) -> None:
