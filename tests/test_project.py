@@ -86,3 +86,5 @@ def test_production_settings_refuse_missing_keys() -> None:
         Settings(**base)
     with pytest.raises(ValidationError, match="BAYLINK_IDENTIFIER_KEYS"):
         Settings(**{**base, "token_signing_key": "pem"})
+    with pytest.raises(ValidationError, match="BAYLINK_RELEASE_GATE"):
+        Settings(**{**base, "release_gate": "allow-all"})
