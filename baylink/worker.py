@@ -29,6 +29,7 @@ def make_celery() -> Celery:
         broker_connection_retry_on_startup=True,
         beat_schedule={
             "purge-search-snapshots": {"task": "baylink.purge_search_snapshots", "schedule": timedelta(minutes=15)},
+            "expire-consents": {"task": "baylink.expire_consents", "schedule": timedelta(hours=1)},
         },
     )
     return app
@@ -44,5 +45,27 @@ def purge_search_snapshots() -> int:
     try:
         with make_sessionmaker(engine)() as session, session.begin():
             return purge_expired_snapshots(session)
+    finally:
+        engine.dispose()
+
+
+@celery_app.task(name="baylink.expire_consents")
+def expire_consents() -> list[str]:
+    """Mark Consents whose period has ended inactive (consent/expiry.py)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from consent.expiry import expire_consents as expire
+    from fhir_exchange.ports import AllowAllGate, RequestContext
+    from fhir_exchange.service import FhirService
+    from fhir_exchange.store.repository import FhirRepository
+
+    engine = make_engine(get_settings().database_url)
+    context = RequestContext(request_id=str(uuid.uuid4()), client_id="baylink-worker", purpose_of_use="HOPERAT",
+                             scopes=("system/Consent.rus",))
+    try:
+        with make_sessionmaker(engine)() as session, session.begin():
+            service = FhirService(FhirRepository(session, context, AllowAllGate()), get_settings().public_base_url)
+            return expire(service, datetime.now(UTC).date())
     finally:
         engine.dispose()

@@ -221,3 +221,24 @@ def test_break_glass_releases_emergency_data_only_with_a_reason(app, anonymous_c
     purposes = [e["resource"]["purposeOfEvent"][0] for e in events.get("entry", [])]
     assert {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "ETREAT"}],
             "text": "unconscious after a road accident"} in purposes
+
+
+def test_ended_consents_are_marked_inactive_by_the_beat_job(anonymous_client: TestClient, records, settings,
+                                                           monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from baylink import worker
+    from baylink.settings import get_settings
+
+    _consent(anonymous_client, records["qmh"], _grant(["results"], period={"start": "2025-01-01", "end": "2025-12-31"}),
+             cid="ended")
+    _consent(anonymous_client, records["qmh"], _grant(["results"]), cid="current")
+    monkeypatch.setenv("BAYLINK_DATABASE_URL", settings.database_url)
+    get_settings.cache_clear()
+    try:
+        assert worker.expire_consents.apply().get() == ["ended"]
+        assert worker.expire_consents.apply().get() == []  # safe to run twice
+    finally:
+        get_settings.cache_clear()
+    statuses = {cid: anonymous_client.get(f"/fhir/Consent/{cid}", headers=records["qmh"]).json()["status"]
+                for cid in ("ended", "current")}
+    assert statuses == {"ended": "inactive", "current": "active"}
+    assert _visible(anonymous_client, records["szh"]) == {"o1"}
