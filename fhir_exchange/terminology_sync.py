@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from fhir_exchange.errors import from_terminology
 from terminology import api as terminology_api
 from terminology.errors import TerminologyError
-from terminology.fhir import code_system_from_resource, code_system_resource, concept_map_from_resource, concept_map_resource
+from terminology.fhir import code_system_resource, concept_map_from_resource, concept_map_resource
 from terminology.loader import Source, read_code_system_csv, read_concept_map_csv, read_fhir_resources
 from terminology.service import TerminologyService
 from terminology.store import SaveResult, TerminologyStore
@@ -51,6 +51,18 @@ def deleted(session: Session, resource_type: str, resource_id: str) -> None:
     _invalidate_after_commit(session)
 
 
+def _item_count(resource: dict[str, Any]) -> int:
+    """Concepts (nested ones too) of a CodeSystem, map targets of a ConceptMap: for the report."""
+    def concepts(items: list[dict[str, Any]]) -> int:
+        return sum(1 + concepts(c.get("concept") or []) for c in items)
+
+    if resource["resourceType"] == "CodeSystem":
+        return concepts(resource.get("concept") or [])
+    if resource["resourceType"] == "ConceptMap":
+        return sum(len(e.get("target") or []) for g in resource.get("group") or [] for e in g.get("element") or [])
+    return 0
+
+
 def load_source(service: FhirService, source: Source) -> list[SaveResult]:
     """Load one terminology file in the caller's transaction: into the terminology tables
     (strictly: a map's systems and codes must be held here) and, as the matching resource,
@@ -64,8 +76,7 @@ def load_source(service: FhirService, source: Source) -> list[SaveResult]:
             if resource["resourceType"] == "ConceptMap":
                 terminology.save_concept_map(concept_map_from_resource(resource), origin, strict=True)
             result = service.put_if_changed(resource)
-            items = len(code_system_from_resource(resource).concepts) if resource["resourceType"] == "CodeSystem" \
-                else len(concept_map_from_resource(resource).rows) if resource["resourceType"] == "ConceptMap" else 0
+            items = _item_count(resource)
             results.append(SaveResult(resource["resourceType"], resource["url"], resource.get("version") or "",
                                       "unchanged" if result is None else "loaded", items))
         if any(r.status != "unchanged" for r in results):

@@ -116,14 +116,19 @@ def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         start = reader.line_num + 1
 
 
-def read_code_system_csv(source: Source) -> CodeSystemContent:
+def _header(source: Source) -> tuple[Iterator[tuple[int, list[str]]], list[str]]:
+    """The table's records after the header, and the header's column names."""
     rows = _rows(source.path)
-    problems: list[Problem] = []
     try:
         _, header = next(rows)
     except StopIteration:
         raise InvalidContent(f"{source.label} is empty", [Problem("line 1", "no header row")]) from None
-    header = [h.strip() for h in header]
+    return rows, [h.strip() for h in header]
+
+
+def read_code_system_csv(source: Source) -> CodeSystemContent:
+    rows, header = _header(source)
+    problems: list[Problem] = []
     missing = [c for c in CODE_SYSTEM_COLUMNS if c not in header]
     if missing:
         problems.append(Problem("line 1", f"missing column(s) {', '.join(missing)}; the header needs "
@@ -191,13 +196,8 @@ def read_code_system_csv(source: Source) -> CodeSystemContent:
 
 
 def read_concept_map_csv(source: Source) -> ConceptMapContent:
-    rows = _rows(source.path)
+    rows, header = _header(source)
     problems: list[Problem] = []
-    try:
-        _, header = next(rows)
-    except StopIteration:
-        raise InvalidContent(f"{source.label} is empty", [Problem("line 1", "no header row")]) from None
-    header = [h.strip() for h in header]
     missing = [c for c in MAP_COLUMNS if c not in header]
     unknown = [c for c in header if c not in MAP_COLUMNS + MAP_OPTIONAL]
     if missing:
