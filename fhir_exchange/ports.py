@@ -67,6 +67,21 @@ def releases_everything(gate: ReleaseGate) -> bool:
     return bool(getattr(gate, "releases_everything", False))
 
 
+class WriteRule(Protocol):
+    """A rule another package adds to what may be written (e.g. the consent package: an
+    institution cannot alter a patient's own consent).
+
+    Called for every create, update and delete through the API, inside the request's
+    transaction, before anything is written: ``previous`` is the current stored version
+    (None for a create), ``new`` the version to be written (None for a delete). Refuses by
+    raising a ``fhir_exchange.errors.FhirError`` (Forbidden, Unprocessable, …), which rolls
+    the whole request back. BayLink's own internal writes do not pass these rules.
+    """
+
+    def check(self, context: RequestContext, resource_type: str, previous: dict[str, Any] | None,
+              new: dict[str, Any] | None) -> None: ...
+
+
 class AllowAllGate:
     """Releases everything: for operator tooling and tests of the FHIR core. BayLink serves
     with the consent package's gate."""

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_exchange.audit.trail import AuditRecorder, append
 from fhir_exchange.auth.tokens import TokenSigner
-from fhir_exchange.ports import ReleaseGate, RequestContext
+from fhir_exchange.ports import ReleaseGate, RequestContext, WriteRule
 from fhir_exchange.service import FhirService, ServiceConfig
 from fhir_exchange.store.repository import FhirRepository
 
@@ -33,6 +33,7 @@ class FhirRuntime:
     context_provider: Callable[[Request], RequestContext] = _no_context
     signer: TokenSigner | None = None
     max_search_results: int = 1_000_000
+    write_rules: tuple[WriteRule, ...] = ()
 
 
 class UnitOfWork:
@@ -54,6 +55,7 @@ class UnitOfWork:
             repository = FhirRepository(
                 session, self.context, self.runtime.gate,
                 base_urls=(self.base_url,), max_search_results=self.runtime.max_search_results,
+                write_rules=self.runtime.write_rules,
             )
             recorder = AuditRecorder(self.context, interaction, query)
             repository.audit = recorder

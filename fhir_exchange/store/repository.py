@@ -25,7 +25,7 @@ from fhir_exchange.audit.trail import AuditRecorder
 from fhir_exchange.auth.scopes import LETTERS, Scopes
 from fhir_exchange.errors import Forbidden, Gone, InvalidRequest, MethodNotAllowed, NotFound, PreconditionFailed
 from fhir_exchange.identity.documents import document_for
-from fhir_exchange.ports import Release, ReleaseGate, RequestContext, releases_everything
+from fhir_exchange.ports import Release, ReleaseGate, RequestContext, WriteRule, releases_everything
 from fhir_exchange.search import index as ix
 from fhir_exchange.search.extract import extract
 from fhir_exchange.search.params import Include, SearchQuery
@@ -107,8 +107,10 @@ class FhirRepository:
         *,
         base_urls: tuple[str, ...] = (),
         max_search_results: int = 1_000_000,
+        write_rules: Sequence[WriteRule] = (),
     ) -> None:
         self.session = session
+        self._write_rules = tuple(write_rules)
         self.context = context
         self._scopes = Scopes(context.scopes)
         self._gate = gate
@@ -238,10 +240,23 @@ class FhirRepository:
         if resource_type == "AuditEvent":
             raise MethodNotAllowed("AuditEvents are append-only: BayLink writes them, and none is updated or deleted")
 
+    def _check_write(self, resource_type: str, resource_id: str, previous: dict[str, Any] | None,
+                     new: dict[str, Any] | None) -> None:
+        """An institution changes only its own records: a stored resource whose custodian is
+        another institution is refused (403), and so is whatever a ``WriteRule`` refuses."""
+        custodian = custodian_of(previous)
+        institution = self.context.institution
+        if previous is not None and custodian is not None and institution is not None and custodian != institution:
+            raise Forbidden(f"{resource_type}/{resource_id} is held by institution {custodian}; "
+                            f"only its custodian may change it")
+        for rule in self._write_rules:
+            rule.check(self.context, resource_type, previous, new)
+
     def create(self, resource_type: str, content: dict[str, Any], resource_id: str | None = None) -> StoredResource:
         self.require(resource_type, "c")
         self._refuse_audit_writes(resource_type)
         new_id = resource_id or str(uuid.uuid4())
+        self._check_write(resource_type, new_id, None, content)
         stored = self._write(resource_type, new_id, content, "POST", None)
         return self._release_written(stored)
 
@@ -260,6 +275,7 @@ class FhirRepository:
                     f"{resource_type}/{resource_id} ({'none' if current is None else current})"
                 )
         created = row is None or row.deleted
+        self._check_write(resource_type, resource_id, None if created else row.content, content)
         stored = self._write(resource_type, resource_id, content, "PUT", row)
         return self._release_written(stored), created
 
@@ -279,6 +295,7 @@ class FhirRepository:
             )
         if row.deleted:
             return None
+        self._check_write(resource_type, resource_id, row.content, None)
         moment = max(_now(), row.last_updated + timedelta(milliseconds=1))
         version_id = row.version_id + 1
         self.session.execute(
