@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fhir_exchange.operations import expand, lookup, match, subsumes, translate, validate_code
+from fhir_exchange.operations import everything, expand, lookup, match, subsumes, translate, validate_code
 from fhir_exchange.operations.common import OperationCall
 from fhir_exchange.operations.parameters import Spec
 
@@ -40,5 +40,6 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         Operation("match", "Patient", match.MATCH_SPEC, match.run_match, _hl7("Patient", "match")),
         Operation("ihe-pix", "Patient", match.PIX_SPEC, match.run_pix,
                   "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix"),
+        Operation("everything", "Patient", everything.SPEC, everything.run, _hl7("Patient", "everything")),
     )
 }

@@ -17,6 +17,7 @@ _VALUE_KEYS = {
     "boolean": ("valueBoolean",),
     "integer": ("valueInteger", "valueUnsignedInt", "valuePositiveInt"),
     "dateTime": ("valueDateTime", "valueDate", "valueString"),
+    "instant": ("valueInstant", "valueDateTime", "valueString"),
     "Coding": ("valueCoding",),
     "CodeableConcept": ("valueCodeableConcept",),
     "Resource": ("resource",),

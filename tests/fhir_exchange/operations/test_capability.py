@@ -23,6 +23,7 @@ EXPECTED = {
     "Patient": {
         "match": "http://hl7.org/fhir/OperationDefinition/Patient-match",
         "ihe-pix": "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix",
+        "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
     },
 }
 
@@ -37,8 +38,8 @@ def test_capability_statement_lists_the_operations(loaded_client) -> None:
 
 
 @pytest.mark.parametrize("path", [
-    "/fhir/Patient/$everything",
-    "/fhir/Patient/p1/$everything",
+    "/fhir/Patient/$summary",
+    "/fhir/Patient/p1/$summary",
     "/fhir/CodeSystem/$expand",  # an operation of another type
     "/fhir/ValueSet/$lookup",
     "/fhir/ConceptMap/$closure",
@@ -51,7 +52,7 @@ def test_unlisted_operation_is_404(loaded_client, path: str) -> None:
 
 
 def test_unlisted_operation_by_post_is_404(loaded_client) -> None:
-    assert "$everything" in outcome(loaded_client.post("/fhir/Patient/$everything", json=parameters()), 404)
+    assert "$summary" in outcome(loaded_client.post("/fhir/Patient/$summary", json=parameters()), 404)
 
 
 @pytest.mark.parametrize(("method", "path", "params", "status"), [
@@ -65,7 +66,7 @@ def test_unlisted_operation_by_post_is_404(loaded_client) -> None:
     ("GET", "/fhir/ValueSet/$validate-code", {"url": SENSITIVE_DIAGNOSES, "system": ICD10, "code": "B20"}, 200),
     ("GET", "/fhir/ConceptMap/$translate", {"system": ICD10_CN, "code": "E11.900"}, 200),
     ("GET", "/fhir/ConceptMap/$translate", {"url": "http://example.org/none", "system": ICD10_CN, "code": "E11.900"}, 404),
-    ("GET", "/fhir/Patient/$everything", {}, 404),
+    ("GET", "/fhir/Patient/$summary", {}, 404),
     ("POST", "/fhir/CodeSystem/$lookup", {}, 400),  # an empty body
     ("GET", "/fhir/metadata", {}, 200),
 ])
