@@ -16,7 +16,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import terminology
 from baylink.settings import Settings, get_settings, identifier_vault, token_signing_key
 from consent.gate import ConsentGate
+from consent.notices import compose, notify_break_glass
 from consent.policy import ImplicitPolicy
+from consent.rules import ConsentWriteRule
+from consent.web.routes import ConsentPage
+from consent.web.routes import router as consent_router
 from fhir_exchange import crypto
 from fhir_exchange.api.rendering import error_response
 from fhir_exchange.api.routes import router as fhir_router
@@ -25,6 +29,7 @@ from fhir_exchange.auth.context import BearerAuth
 from fhir_exchange.auth.routes import router as auth_router
 from fhir_exchange.auth.tokens import TokenSigner
 from fhir_exchange.errors import FhirError, InvalidRequest, Issue, MethodNotAllowed, NotFound, operation_outcome
+from fhir_exchange.notify.outbox import ConsoleSender, deliver
 from fhir_exchange.ports import AllowAllGate, ReleaseGate
 from fhir_exchange.service import ServiceConfig
 from fhir_exchange.store.db import make_engine, make_sessionmaker
@@ -48,6 +53,25 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
     terminology.configure(reader_sessions)
     crypto.configure(identifier_vault(settings))
     signer = TokenSigner(token_signing_key(settings))
+    write_rules = (ConsentWriteRule(),)
+    sender = ConsoleSender()
+
+    def kick() -> None:
+        """Deliver the outbox now: in-process when tasks run eagerly (make run, tests), else by
+        asking the worker. If the broker is down, the beat delivers it later: nothing is lost."""
+        if settings.celery_eager:
+            deliver(sessions, sender, compose)
+            return
+        try:
+            from baylink.worker import celery_app
+
+            celery_app.send_task("baylink.deliver_notifications")
+        except Exception:
+            log.warning("could not reach the broker; the notification beat will deliver the outbox", exc_info=True)
+
+    app.state.consent_page = ConsentPage(sessions=sessions, sender=sender, write_rules=write_rules,
+                                         development=settings.environment != "production",
+                                         cookie_secure=settings.consent_cookie_secure, kick=kick)
     app.state.fhir = FhirRuntime(
         sessions=sessions,
         signer=signer,
@@ -57,14 +81,26 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
         config=ServiceConfig(default_count=settings.default_page_size, max_count=settings.max_page_size),
         public_base_url=settings.public_base_url,
         max_search_results=settings.max_search_results,
+        write_rules=write_rules,
+        audit_listeners=(notify_break_glass,),
     )
     app.include_router(fhir_router, prefix=FHIR_PREFIX)
+    app.include_router(consent_router)
+
+    @app.middleware("http")
+    async def deliver_after_writes(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        if request.method != "GET" and _is_fhir(request) and response.status_code < 400:
+            from starlette.concurrency import run_in_threadpool
+
+            await run_in_threadpool(kick)
+        return response
     app.include_router(auth_router)
     _install_error_handlers(app)
 
     @app.get("/", include_in_schema=False)
     def home() -> JSONResponse:
-        return JSONResponse({"service": "BayLink", "fhir": f"{FHIR_PREFIX}/metadata"})
+        return JSONResponse({"service": "BayLink", "fhir": f"{FHIR_PREFIX}/metadata", "consent": "/consent"})
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> JSONResponse:

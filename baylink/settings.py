@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     release_gate: Literal["consent", "allow-all"] = "consent"
     # What happens where no consent of the patient applies: IHE PCF "deny" (default) or "permit".
     consent_implicit_policy: Literal["deny", "permit"] = "deny"
+    # The consent page's cookies carry the Secure flag (browsers keep Secure cookies on
+    # http://127.0.0.1 and localhost too, so development needs no exception).
+    consent_cookie_secure: bool = True
     # The purposes of use a client may declare (v3 ActReason; issue 3 names these four).
     purposes_of_use: str = "TREAT ETREAT HPAYMT HOPERAT"
 

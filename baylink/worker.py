@@ -30,6 +30,8 @@ def make_celery() -> Celery:
         beat_schedule={
             "purge-search-snapshots": {"task": "baylink.purge_search_snapshots", "schedule": timedelta(minutes=15)},
             "expire-consents": {"task": "baylink.expire_consents", "schedule": timedelta(hours=1)},
+            "warn-expiring-consents": {"task": "baylink.warn_expiring_consents", "schedule": timedelta(hours=6)},
+            "deliver-notifications": {"task": "baylink.deliver_notifications", "schedule": timedelta(minutes=1)},
         },
     )
     return app
@@ -52,10 +54,25 @@ def purge_search_snapshots() -> int:
 @celery_app.task(name="baylink.expire_consents")
 def expire_consents() -> list[str]:
     """Mark Consents whose period has ended inactive (consent/expiry.py)."""
+    from consent.expiry import expire_consents as expire
+
+    return _over_consents(expire)
+
+
+@celery_app.task(name="baylink.warn_expiring_consents")
+def warn_expiring_consents() -> list[str]:
+    """Tell patients of consents ending within two weeks (consent/expiry.py)."""
+    from consent.expiry import warn_expiring
+
+    ids = _over_consents(warn_expiring)
+    deliver_notifications.delay()
+    return ids
+
+
+def _over_consents(job):  # type: ignore[no-untyped-def]
     import uuid
     from datetime import UTC, datetime
 
-    from consent.expiry import expire_consents as expire
     from fhir_exchange.ports import AllowAllGate, RequestContext
     from fhir_exchange.service import FhirService
     from fhir_exchange.store.repository import FhirRepository
@@ -66,6 +83,33 @@ def expire_consents() -> list[str]:
     try:
         with make_sessionmaker(engine)() as session, session.begin():
             service = FhirService(FhirRepository(session, context, AllowAllGate()), get_settings().public_base_url)
-            return expire(service, datetime.now(UTC).date())
+            return job(service, datetime.now(UTC).date())
     finally:
         engine.dispose()
+
+
+@celery_app.task(name="baylink.deliver_notifications", bind=True, max_retries=None)
+def deliver_notifications(self) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """Send what the outbox holds that is due (fhir_exchange/notify/outbox.py); each message
+    backs off on its own, so the task itself is never retried."""
+    from consent.notices import compose
+    from fhir_exchange.notify.outbox import deliver
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        return deliver(make_sessionmaker(engine), _sender(), compose)
+    finally:
+        engine.dispose()
+
+
+_SENDER = None
+
+
+def _sender():  # type: ignore[no-untyped-def]
+    """The worker's sender: the console (its log) until a gateway is configured."""
+    global _SENDER
+    if _SENDER is None:
+        from fhir_exchange.notify.outbox import ConsoleSender
+
+        _SENDER = ConsoleSender()
+    return _SENDER

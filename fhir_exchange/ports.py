@@ -72,13 +72,15 @@ class WriteRule(Protocol):
     institution cannot alter a patient's own consent).
 
     Called for every create, update and delete through the API, inside the request's
-    transaction, before anything is written: ``previous`` is the current stored version
-    (None for a create), ``new`` the version to be written (None for a delete). Refuses by
-    raising a ``fhir_exchange.errors.FhirError`` (Forbidden, Unprocessable, …), which rolls
-    the whole request back. BayLink's own internal writes do not pass these rules.
+    transaction (``session``), before anything is written: ``previous`` is the current stored
+    version (None for a create), ``new`` the version to be written, with its id (None for a
+    delete). Refuses by raising a ``fhir_exchange.errors.FhirError`` (Forbidden,
+    Unprocessable, …), which rolls the whole request back; may also write in ``session``
+    what must commit with the change (e.g. a notification in the outbox). BayLink's own
+    internal writes do not pass these rules.
     """
 
-    def check(self, context: RequestContext, resource_type: str, previous: dict[str, Any] | None,
+    def check(self, session: Any, context: RequestContext, resource_type: str, previous: dict[str, Any] | None,
               new: dict[str, Any] | None) -> None: ...
 
 

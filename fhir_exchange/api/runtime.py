@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,6 +34,9 @@ class FhirRuntime:
     signer: TokenSigner | None = None
     max_search_results: int = 1_000_000
     write_rules: tuple[WriteRule, ...] = ()
+    # called with (session, AuditEvent) after each AuditEvent is appended, in the request's
+    # transaction: what must follow an access, lossless (e.g. telling the patient of a break-glass)
+    audit_listeners: tuple[Callable[[Session, dict[str, Any]], None], ...] = ()
 
 
 class UnitOfWork:
@@ -62,7 +65,9 @@ class UnitOfWork:
             yield FhirService(repository, self.base_url, self.runtime.config)
             event = recorder.event()
             if event is not None:
-                append(repository, event)
+                stored = append(repository, event)
+                for listener in self.runtime.audit_listeners:
+                    listener(session, stored.content or event)
 
 
 def base_url_of(request: Request, runtime: FhirRuntime) -> str:

@@ -176,10 +176,12 @@ class FhirRepository:
         released = self._release(stored)
         return released if released is not None else replace(stored, content=None)
 
-    def _release_or_refuse(self, stored: StoredResource) -> StoredResource:
+    def _release_or_refuse(self, stored: StoredResource, unknown: str | None = None) -> StoredResource:
+        """The released version; a denied one answers exactly as one that does not exist
+        (404 with the same words), so that nothing leaks by status or message."""
         released = self._release(stored)
         if released is None:
-            raise Forbidden(f"{stored.resource_type}/{stored.id} may not be released to this caller")
+            raise NotFound(unknown or f"{stored.resource_type}/{stored.id} is not known")
         return released
 
     # --- reads -------------------------------------------------------------------------------
@@ -224,7 +226,7 @@ class FhirRepository:
             raise NotFound(f"{resource_type}/{resource_id} has no version {version_id}")
         if version.deleted:
             raise Gone(f"{resource_type}/{resource_id} version {version_id} is a deletion")
-        return self._release_or_refuse(_from_version(version))
+        return self._release_or_refuse(_from_version(version), f"{resource_type}/{resource_id} has no version {version_id}")
 
     def load(self, pks: Sequence[int]) -> list[StoredResource]:
         """The current versions of ``pks``, in that order, released through the gate."""
@@ -250,13 +252,13 @@ class FhirRepository:
             raise Forbidden(f"{resource_type}/{resource_id} is held by institution {custodian}; "
                             f"only its custodian may change it")
         for rule in self._write_rules:
-            rule.check(self.context, resource_type, previous, new)
+            rule.check(self.session, self.context, resource_type, previous, new)
 
     def create(self, resource_type: str, content: dict[str, Any], resource_id: str | None = None) -> StoredResource:
         self.require(resource_type, "c")
         self._refuse_audit_writes(resource_type)
         new_id = resource_id or str(uuid.uuid4())
-        self._check_write(resource_type, new_id, None, content)
+        self._check_write(resource_type, new_id, None, {**content, "id": new_id})
         stored = self._write(resource_type, new_id, content, "POST", None)
         return self._release_written(stored)
 
@@ -275,7 +277,7 @@ class FhirRepository:
                     f"{resource_type}/{resource_id} ({'none' if current is None else current})"
                 )
         created = row is None or row.deleted
-        self._check_write(resource_type, resource_id, None if created else row.content, content)
+        self._check_write(resource_type, resource_id, None if created else row.content, {**content, "id": resource_id})
         stored = self._write(resource_type, resource_id, content, "PUT", row)
         return self._release_written(stored), created
 

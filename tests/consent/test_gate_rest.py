@@ -72,6 +72,10 @@ def _consent(client: TestClient, headers: dict[str, str], provision: dict[str, A
             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
             "patient": {"reference": "Patient/p1"}, "dateTime": "2026-11-01",
             "policy": [{"uri": "https://www.pcpd.org.hk/english/data_privacy_law/ordinance_at_a_Glance/ordinance.html"}],
+            # recorded by the institution from the patient's signed form (an institution cannot
+            # record an active consent without its evidence: consent/rules.py)
+            "sourceAttachment": {"contentType": "application/pdf", "title": "signed consent form",
+                                 "url": "https://records.example.org/forms/consent-1.pdf"},
             "provision": provision}
     response = client.put(f"/fhir/Consent/{cid}", json=body, headers=headers)
     assert response.status_code in (200, 201), response.text
@@ -112,7 +116,8 @@ def _visible(client: TestClient, headers: dict[str, str], *, custodian: bool = F
         if read.status_code == 200:
             seen.add(rid)
         else:
-            assert read.status_code == 403 and "resourceType" in read.json() and "id" not in read.json()
+            assert read.status_code == 404 and read.json()["resourceType"] == "OperationOutcome"
+            assert read.json()["issue"][0]["diagnostics"] == f"{resource_type}/{rid} is not known"  # as if absent
         history = client.get(f"/fhir/{resource_type}/{rid}/_history", headers=headers)
         if history.status_code == 200:
             assert history.json()["total"] == len(history.json().get("entry", []))
@@ -120,7 +125,7 @@ def _visible(client: TestClient, headers: dict[str, str], *, custodian: bool = F
     included = client.get("/fhir/Observation", params={"_id": "o1", "_include": "Observation:subject"}, headers=headers).json()
     assert {e["resource"]["id"] for e in included.get("entry", [])} <= seen
     if not custodian:
-        assert client.get("/fhir/Observation/o2", headers=headers).status_code == 403  # another patient, no consent
+        assert client.get("/fhir/Observation/o2", headers=headers).status_code == 404  # another patient, no consent
     return seen
 
 
@@ -211,11 +216,11 @@ def test_break_glass_releases_emergency_data_only_with_a_reason(app, anonymous_c
     glass = {**base, "X-On-Behalf-Of": er_doctor, **reason}
     assert anonymous_client.get("/fhir/MedicationRequest/m1", headers=glass).status_code == 200
     assert anonymous_client.get("/fhir/Observation/o1", headers=glass).status_code == 200  # a recent result
-    assert anonymous_client.get("/fhir/Condition/c-psy", headers=glass).status_code == 403  # sensitive stays closed
-    assert anonymous_client.get("/fhir/MedicationRequest/m1", headers={**base, "X-On-Behalf-Of": er_doctor}).status_code == 403
+    assert anonymous_client.get("/fhir/Condition/c-psy", headers=glass).status_code == 404  # sensitive stays closed
+    assert anonymous_client.get("/fhir/MedicationRequest/m1", headers={**base, "X-On-Behalf-Of": er_doctor}).status_code == 404
     as_nurse = {**base, "X-On-Behalf-Of": nurse, **reason}
-    assert anonymous_client.get("/fhir/MedicationRequest/m1", headers=as_nurse).status_code == 403
-    assert anonymous_client.get("/fhir/MedicationRequest/m1", headers={**base, **reason}).status_code == 403
+    assert anonymous_client.get("/fhir/MedicationRequest/m1", headers=as_nurse).status_code == 404
+    assert anonymous_client.get("/fhir/MedicationRequest/m1", headers={**base, **reason}).status_code == 404
     events = anonymous_client.get("/fhir/AuditEvent", params={"patient": "Patient/p1", "_count": 100},
                                   headers=records["qmh"] | {"X-Purpose-Of-Use": "TREAT"}).json()
     purposes = [e["resource"]["purposeOfEvent"][0] for e in events.get("entry", [])]

@@ -36,7 +36,7 @@ def test_write_rules_refuse_inside_the_transaction(client, app) -> None:  # type
     from fhir_exchange.errors import Unprocessable
 
     class NoDrafts:
-        def check(self, context, resource_type, previous, new):  # type: ignore[no-untyped-def]
+        def check(self, session, context, resource_type, previous, new):  # type: ignore[no-untyped-def]
             if new is not None and new.get("status") == "preliminary":
                 raise Unprocessable("no preliminary results here")
 

@@ -61,8 +61,8 @@ def records(gated) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.usefixtures("records")
 class TestEveryPathIsGated:
     def test_read_and_vread(self, gated) -> None:
-        assert gated.get("/fhir/Observation/hidden").status_code == 403
-        assert gated.get("/fhir/Observation/hidden/_history/1").status_code == 403
+        assert gated.get("/fhir/Observation/hidden").status_code == 404
+        assert gated.get("/fhir/Observation/hidden/_history/1").status_code == 404
         assert "identifier" not in gated.get("/fhir/Patient/p").json()
         assert "identifier" not in gated.get("/fhir/Patient/p/_history/1").json()
 
@@ -88,7 +88,7 @@ class TestEveryPathIsGated:
             {"request": {"method": "GET", "url": "Patient/p"}},
         ]}
         result = gated.post("/fhir", json=batch).json()["entry"]
-        assert result[0]["response"]["status"] == "403"
+        assert result[0]["response"]["status"] == "404"  # denied answers as absent
         assert [e["resource"]["id"] for e in result[1]["resource"]["entry"]] == ["open"]
         assert "identifier" not in result[2]["resource"]
 
