@@ -38,15 +38,42 @@ ACTIONS = {
 }
 
 
+# Resource types that name a patient only as the topic of the record: the audit trail itself
+# (it has its own access rules) and Patient (its own id). Everything else that refers to a
+# Patient anywhere, not only through the usual fields (Appointment.participant.actor,
+# Provenance.target, Group.member.entity, ResearchSubject.individual, Communication.recipient…),
+# is that patient's data.
+_NOT_SCANNED = frozenset({"AuditEvent", "Patient"})
+
+
+def _patient_references(node: Any, found: set[str]) -> None:
+    if isinstance(node, dict):
+        value = node.get("reference")
+        if isinstance(value, str) and value.startswith("Patient/"):
+            found.add(value.removeprefix("Patient/").split("/")[0])
+        for child in node.values():
+            if isinstance(child, (dict, list)):
+                _patient_references(child, found)
+    elif isinstance(node, list):
+        for child in node:
+            if isinstance(child, (dict, list)):
+                _patient_references(child, found)
+
+
 def patients_of(resource_type: str, resource_id: str, content: dict[str, Any] | None) -> set[str]:
+    """The patients a resource is about: by the usual fields (subject, patient, beneficiary,
+    for), else by any reference to a Patient inside it (the R4 Patient compartment reaches
+    patients through many paths; a reference anywhere is the safe reading)."""
     if resource_type == "Patient":
         return {resource_id}
-    found = set()
+    found: set[str] = set()
     for name in PATIENT_FIELDS:
         reference = ((content or {}).get(name) or {})
         value = reference.get("reference") if isinstance(reference, dict) else None
         if isinstance(value, str) and value.startswith("Patient/"):
             found.add(value.removeprefix("Patient/").split("/")[0])
+    if not found and content and resource_type not in _NOT_SCANNED:
+        _patient_references(content, found)
     return found
 
 
