@@ -90,6 +90,8 @@ CATALOG: dict[str, tuple[str, str, str]] = {
     "decline": ("Decline", "拒絕", "拒绝"),
     "grant_title": ("Give a new consent", "給予新的同意", "给予新的同意"),
     "recipient": ("Who may see your records", "誰可查閱你的紀錄", "谁可查阅你的记录"),
+    "choose": ("Choose…", "請選擇…", "请选择…"),
+    "recipient_classes_group": ("Groups of institutions", "機構類別", "机构类别"),
     "class_designated_ehcv": ("All Elderly Health Care Voucher service points", "所有長者醫療券服務點", "所有长者医疗券服务点"),
     "class_designated_mmdc": ("All Medicines and Medical Devices Connect institutions", "所有港澳藥械通指定機構",
                               "所有港澳药械通指定机构"),
