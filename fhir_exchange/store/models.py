@@ -117,6 +117,9 @@ class SearchSnapshot(Base):
     query: Mapped[str] = mapped_column(Text)  # the canonical query string, for the page links
     total: Mapped[int] = mapped_column(Integer)
     pks: Mapped[list[int]] = mapped_column(JSON)
+    # who made it (a hash of client, institution, user, purpose and scopes): pages are served
+    # to that caller only, since what the gate released, and so the total, is theirs
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (Index("ix_search_snapshot_created", "created"),)
 

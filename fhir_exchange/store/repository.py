@@ -11,6 +11,7 @@ SQL lives here and in ``search_sql``; services above it speak in resources.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ from fhir_exchange.audit.trail import AuditRecorder
 from fhir_exchange.auth.scopes import LETTERS, Scopes
 from fhir_exchange.errors import Forbidden, Gone, InvalidRequest, MethodNotAllowed, NotFound, PreconditionFailed
 from fhir_exchange.identity.documents import document_for
-from fhir_exchange.ports import Release, ReleaseGate, RequestContext, WriteRule, releases_everything
+from fhir_exchange.ports import Release, ReleaseGate, RequestContext, WriteRule, decide_many, releases_everything
 from fhir_exchange.search import index as ix
 from fhir_exchange.search.extract import extract
 from fhir_exchange.search.params import Include, SearchQuery
@@ -135,18 +136,8 @@ class FhirRepository:
 
     def _release(self, stored: StoredResource) -> StoredResource | None:
         """The version as the caller may see it, or None if the gate denies it."""
-        if stored.content is None:
-            return stored  # a tombstone carries no clinical content
-        if stored.resource_type in PERSON_TYPES:
-            stored = replace(stored, content=crypto.vault().reveal(stored.content))
-        decision = self._gate.decide(self.context, stored.content)
-        if decision.outcome is Release.DENY:
-            return None
-        if decision.outcome is Release.PERMIT_WITH_MASKING:
-            stored = replace(stored, content=decision.resource)
-        if self.audit is not None:
-            self.audit.touched(stored)
-        return stored
+        released = self._release_all([stored])
+        return released[0] if released else None
 
     def releasable(self, pks: list[int], batch: int = 500) -> list[int]:
         """The pks (in order) of the resources the gate would release to this caller: search
@@ -154,14 +145,17 @@ class FhirRepository:
         if releases_everything(self._gate) or not pks:
             return pks
         allowed: set[int] = set()
+        resource = _RESOURCE.c
         for start in range(0, len(pks), batch):
             chunk = pks[start : start + batch]
-            for row in self.session.execute(select(_RESOURCE).where(_RESOURCE.c.pk.in_(chunk))).all():
-                if row.deleted or row.content is None:
-                    continue
-                content = crypto.vault().reveal(row.content) if row.res_type in PERSON_TYPES else row.content
-                if self._gate.decide(self.context, content).outcome is not Release.DENY:
-                    allowed.add(row.pk)
+            rows = self.session.execute(
+                select(resource.pk, resource.res_type, resource.deleted, resource.content).where(resource.pk.in_(chunk))
+            ).all()
+            opened = [(pk, crypto.vault().reveal(content) if res_type in PERSON_TYPES else content)
+                      for pk, res_type, deleted, content in rows if not deleted and content is not None]
+            decisions = decide_many(self._gate, self.context, [content for _, content in opened])
+            allowed.update(pk for (pk, _), decision in zip(opened, decisions, strict=True)
+                           if decision.outcome is not Release.DENY)
         return [pk for pk in pks if pk in allowed]
 
     @property
@@ -169,7 +163,23 @@ class FhirRepository:
         return not releases_everything(self._gate)
 
     def _release_all(self, items: Iterable[StoredResource]) -> list[StoredResource]:
-        return [released for item in items if (released := self._release(item)) is not None]
+        """Those of ``items`` the gate releases, in order, as the caller may see them (the
+        masked copy where it masks); the gate decides them together."""
+        opened = [replace(s, content=crypto.vault().reveal(s.content))
+                  if s.content is not None and s.resource_type in PERSON_TYPES else s for s in items]
+        decisions = iter(decide_many(self._gate, self.context, [s.content for s in opened if s.content is not None]))
+        released = []
+        for stored in opened:
+            if stored.content is not None:  # a tombstone carries no clinical content
+                decision = next(decisions)
+                if decision.outcome is Release.DENY:
+                    continue
+                if decision.outcome is Release.PERMIT_WITH_MASKING:
+                    stored = replace(stored, content=decision.resource)
+            if self.audit is not None:
+                self.audit.touched(stored)
+            released.append(stored)
+        return released
 
     def _release_written(self, stored: StoredResource) -> StoredResource:
         """A write succeeds even if its writer may not see the result; then no content is returned."""
@@ -493,14 +503,20 @@ class FhirRepository:
         now = _now()
         self.session.add(
             SearchSnapshot(id=snapshot_id, created=now, res_type=resource_type, query=crypto.vault().seal_text(query_string),
-                           total=len(pks), pks=pks)
+                           total=len(pks), pks=pks, owner=self._caller())
         )
         self.session.flush()
         return snapshot_id
 
+    def _caller(self) -> str:
+        context = self.context
+        who = "|".join([context.client_id or "", context.institution or "", context.user or "", context.purpose_of_use,
+                        " ".join(sorted(context.scopes)), " ".join(sorted(context.roles))])
+        return hashlib.sha256(who.encode()).hexdigest()
+
     def snapshot(self, snapshot_id: str) -> SnapshotView:
         snapshot = self.session.get(SearchSnapshot, snapshot_id)
-        if snapshot is None or snapshot.created < _now() - SNAPSHOT_LIFETIME:
+        if snapshot is None or snapshot.created < _now() - SNAPSHOT_LIFETIME or snapshot.owner != self._caller():
             raise Gone(f"the search result set '{snapshot_id}' has expired or never existed; search again")
         self.require(snapshot.res_type, "s")
         return SnapshotView(snapshot.res_type, crypto.vault().open_text(snapshot.query), list(snapshot.pks))

@@ -18,6 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('search_snapshot', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('owner', sa.String(length=64), nullable=True))
     op.create_table('consent_language_preference',
     sa.Column('person', sa.String(length=128), nullable=False),
     sa.Column('language', sa.String(length=16), nullable=False),
@@ -83,6 +85,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('search_snapshot', schema=None) as batch_op:
+        batch_op.drop_column('owner')
     with op.batch_alter_table('notification_outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_notification_outbox_due')
 
