@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent.models import LanguagePreference
+from consent.web.messages import date_time
 from fhir_exchange.notify.models import OutboxMessage
 from fhir_exchange.notify.outbox import Message, enqueue
 from fhir_exchange.ports import AllowAllGate, RequestContext
@@ -131,6 +132,9 @@ def compose(session: Session, row: OutboxMessage) -> list[Message]:
     values["requester"] = _name_of_org(session, payload.get("requester"), language)
     values.setdefault("patient", payload.get("patient", ""))
     values.setdefault("consent", payload.get("consent", ""))
+    if row.kind == "break-glass" and payload.get("when"):
+        # the instant, as the page's access log shows it: Bay Area time, in the reader's language
+        values["when"] = date_time(language, payload["when"])
     if row.kind == "consent-expiring":
         values["recipient"] = (_name_of_org(session, payload["recipient"].removeprefix("Organization/"), language)
                                if payload.get("recipient", "").startswith("Organization/") else payload.get("recipient", ""))
@@ -153,5 +157,5 @@ def notify_break_glass(session: Session, event: dict[str, Any]) -> None:
         reference = (entity.get("what") or {}).get("reference", "")
         if reference.startswith("Patient/") and (entity.get("role") or {}).get("code") == "1":
             enqueue(session, f"break-glass:{event_id}:{reference}", "break-glass", reference,
-                    {"requester": institution, "reason": reason, "when": event.get("recorded", "")[:16].replace("T", " "),
+                    {"requester": institution, "reason": reason, "when": event.get("recorded", ""),
                      "event": f"AuditEvent/{event_id}"})

@@ -28,10 +28,17 @@ def _origin(resource: dict[str, Any] | None) -> str | None:
     return None
 
 
+def _is_page(context: RequestContext) -> bool:
+    """The consent page acts for a person, never for an institution. A token always carries
+    its institution, so a client registered under the page's client id is still held to the
+    institutions' rules."""
+    return context.client_id == PAGE_CLIENT and context.institution is None
+
+
 class ConsentWriteRule:
     def check(self, session: Session, context: RequestContext, resource_type: str, previous: dict[str, Any] | None,
               new: dict[str, Any] | None) -> None:
-        if resource_type != "Consent" or context.client_id == PAGE_CLIENT:
+        if resource_type != "Consent" or _is_page(context):
             return
         if _origin(previous) == "patient":
             raise Forbidden(

@@ -100,34 +100,37 @@ def deliver(sessions: Callable[[], Session], sender: Sender, compose: Composer, 
     workers never send the same row and one bad message does not hold back the rest."""
     moment = now or datetime.now(UTC)
     sent = failed = 0
+    due_now = (OutboxMessage.sent.is_(False), OutboxMessage.dead.is_(False), OutboxMessage.next_attempt <= moment)
     with sessions() as session:
         due = session.execute(
-            select(OutboxMessage.pk).where(OutboxMessage.sent.is_(False), OutboxMessage.dead.is_(False),
-                                           OutboxMessage.next_attempt <= moment)
-            .order_by(OutboxMessage.pk).limit(batch)
+            select(OutboxMessage.pk).where(*due_now).order_by(OutboxMessage.pk).limit(batch)
         ).scalars().all()
     for pk in due:
         with sessions() as session, session.begin():
+            # still due when claimed: another worker may have sent it, failed it (so it waits
+            # for its next attempt) or given up on it since the list above was read
             row = session.execute(
-                select(OutboxMessage).where(OutboxMessage.pk == pk, OutboxMessage.sent.is_(False))
-                .with_for_update(skip_locked=True)
+                select(OutboxMessage).where(OutboxMessage.pk == pk, *due_now).with_for_update(skip_locked=True)
             ).scalar_one_or_none()
             if row is None:
-                continue  # another worker has it, or sent it
+                continue  # another worker has it, sent it, or it is no longer due
+            attempts, kind = row.attempts + 1, row.kind
             try:
-                messages = compose(session, row)
-                for message in messages:
-                    sender.send(message)
+                # a savepoint: a database error while composing (which aborts a PostgreSQL
+                # transaction) is undone on its own and recorded below as a failed attempt
+                with session.begin_nested():
+                    messages = compose(session, row)
+                    for message in messages:
+                        sender.send(message)
             except Exception as exc:
-                attempts = row.attempts + 1
                 session.execute(update(OutboxMessage).where(OutboxMessage.pk == pk).values(
                     attempts=attempts, last_error=f"{type(exc).__name__}: {exc}"[:2000],
                     next_attempt=moment + FIRST_RETRY * (2 ** (attempts - 1)), dead=attempts >= MAX_ATTEMPTS))
-                log.warning("notification %s (%s) failed, attempt %d: %s", pk, row.kind, attempts, exc)
+                log.warning("notification %s (%s) failed, attempt %d: %s", pk, kind, attempts, exc)
                 failed += 1
                 continue
             session.execute(update(OutboxMessage).where(OutboxMessage.pk == pk).values(
-                sent=True, sent_at=moment, attempts=row.attempts + 1,
+                sent=True, sent_at=moment, attempts=attempts,
                 last_error=None if messages else "no contact on record for the recipient"))
             sent += 1
     return sent, failed
