@@ -7,6 +7,7 @@ never imports the packages that implement them.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,6 +57,8 @@ class ReleaseGate(Protocol):
     vread, search matches and includes, history, bundles, operations), after it has been
     loaded and before it is serialised. Must not modify ``resource``; must be safe to call
     many times within one request; must not raise for an ordinary refusal (return DENY).
+    Optional capabilities, found with ``getattr``: ``releases_everything`` and ``decide_many``
+    (see the functions of those names below).
     """
 
     def decide(self, context: RequestContext, resource: dict[str, Any]) -> ReleaseDecision: ...
@@ -65,6 +68,19 @@ def releases_everything(gate: ReleaseGate) -> bool:
     """A gate may declare ``releases_everything = True`` to spare callers the per-resource
     check when counting (search totals)."""
     return bool(getattr(gate, "releases_everything", False))
+
+
+def decide_many(gate: ReleaseGate, context: RequestContext, resources: Sequence[dict[str, Any]]) -> list[ReleaseDecision]:
+    """The gate's decisions for several resources, in order. A gate may offer
+    ``decide_many(context, resources)`` (the same contract as ``decide``, one decision per
+    resource) to share its lookups across a batch; otherwise each is decided alone."""
+    many = getattr(gate, "decide_many", None)
+    if many is None:
+        return [gate.decide(context, resource) for resource in resources]
+    decisions = list(many(context, resources))
+    if len(decisions) != len(resources):
+        raise RuntimeError(f"the release gate gave {len(decisions)} decisions for {len(resources)} resources")
+    return decisions
 
 
 class WriteRule(Protocol):
