@@ -90,7 +90,9 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
     @app.middleware("http")
     async def deliver_after_writes(request: Request, call_next):  # type: ignore[no-untyped-def]
         response = await call_next(request)
-        if request.method != "GET" and _is_fhir(request) and response.status_code < 400:
+        # after writes (they may queue messages) and emergency reads (the patient is told)
+        emergency = request.headers.get("x-purpose-of-use", "").upper() == "ETREAT"
+        if (request.method != "GET" or emergency) and _is_fhir(request) and response.status_code < 400:
             from starlette.concurrency import run_in_threadpool
 
             await run_in_threadpool(kick)

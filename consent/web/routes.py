@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from consent.models import LanguagePreference, PageSession
 from consent.notices import contact_of, text
 from consent.people import Authority, age_of_consent, authority_of_related, authority_of_self
-from consent.policy import CROSS_BORDER_URL
+from consent.policy import CATEGORIES, CROSS_BORDER_URL
 from consent.records import (
     GRANTABLE_CATEGORIES,
     PURPOSES,
@@ -41,7 +41,7 @@ from consent.records import (
     recipient_of,
 )
 from consent.web import signin
-from consent.web.messages import CATALOG, LANGUAGE_NAMES, LANGUAGES, date_time, join, long_date, pick_language, translate
+from consent.web.messages import LANGUAGE_NAMES, LANGUAGES, date_time, join, long_date, pick_language, translate
 from fhir_exchange.audit.trail import AuditRecorder, append
 from fhir_exchange.errors import FhirError
 from fhir_exchange.identity.documents import document_for
@@ -64,6 +64,15 @@ DOCUMENTS = (  # (message key, identifier system) offered on the sign-in form
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
                         autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 
+# The messages a redirect may name in ?notice= / ?error= (no free text: nobody can put their
+# own words on the page through a link).
+MESSAGE_KEYS = frozenset({
+    "signed_out", "session_expired", "granted_ok", "withdrawn_ok", "approved_ok", "declined_ok", "csrf", "not_found",
+    "conflict", "refused_no_authority", "err_recipient", "err_categories", "err_purposes", "err_end", "err_sensitive",
+    "form_invalid"})
+# A refused form field (InvalidRequest.expression) → the message that explains it
+FIELD_ERRORS = {"recipient": "err_recipient", "categories": "err_categories", "purposes": "err_purposes", "end": "err_end",
+                "sensitive": "err_sensitive"}
 STYLESHEET = Path(__file__).with_name("static").joinpath("consent.css").read_text(encoding="utf-8")
 router = APIRouter(prefix="/consent", include_in_schema=False)
 
@@ -89,14 +98,14 @@ def _address(request: Request) -> str:
 
 
 @contextmanager
-def _transaction(request: Request, acting: str | None, *, audited: bool = False) -> Iterator[tuple[ConsentBook, Session]]:
+def _transaction(request: Request, acting: str | None, *, audited: str | None = None) -> Iterator[tuple[ConsentBook, Session]]:
     """One request, one transaction, as the signed-in person through the page's client.
     Changes are audited (an AuditEvent on the chain, as for any write); page views are not."""
     page = _page(request)
     context = page_context(acting or "anonymous")
     with page.sessions() as session, session.begin():
         repository = FhirRepository(session, context, AllowAllGate(), write_rules=page.write_rules)
-        recorder = AuditRecorder(context, "update") if audited else None
+        recorder = AuditRecorder(context, audited) if audited else None
         repository.audit = recorder
         yield ConsentBook(FhirService(repository, str(request.base_url).rstrip("/") + "/fhir")), session
         if recorder is not None and (event := recorder.event()) is not None:
@@ -116,20 +125,14 @@ def _render(request: Request, template: str, language: str, status: int = 200, *
     def t(key: str, **kw: Any) -> str:
         return translate(language, key, **kw)
 
-    detail = request.query_params.get("detail", "")
-
     def message(key: str | None) -> str | None:
-        if not key:
-            return None
-        try:
-            return translate(language, key, detail=detail) if key in CATALOG else key
-        except (KeyError, IndexError):
-            return translate(language, key.split(":")[0])
+        """Only the page's own messages are shown from the query string (never its text)."""
+        return translate(language, key) if key in MESSAGE_KEYS else None
 
     html = TEMPLATES.get_template(template).render(
         t=t, lang=language, languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES], path=request.url.path,
-        notice=message(values.pop("notice_text", None) or request.query_params.get("notice")),
-        error=message(values.pop("error", None) or request.query_params.get("error")), **values)
+        notice=values.pop("notice_text", None) or message(request.query_params.get("notice")),
+        error=values.pop("error", None) or message(request.query_params.get("error")), **values)
     response = HTMLResponse(html, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Security-Policy"] = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
@@ -380,12 +383,13 @@ def _access_rows(events: list[dict[str, Any]], institutions: dict[str, dict[str,
     for event in events:
         who = next((a["who"]["reference"] for a in event.get("agent") or []
                     if (a.get("who") or {}).get("reference", "").startswith("Organization/")), None)
-        client = next(((a.get("who") or {}).get("identifier") or {}).get("value") for a in event.get("agent") or []
-                      if (a.get("who") or {}).get("identifier"))
+        client = next((((a.get("who") or {}).get("identifier") or {}).get("value") for a in event.get("agent") or []
+                       if (a.get("who") or {}).get("identifier")), None)
         purpose = next((c.get("code") for p in event.get("purposeOfEvent") or [] for c in p.get("coding") or []), "TREAT")
         reason = next((p.get("text") for p in event.get("purposeOfEvent") or [] if p.get("text")), "")
-        kinds = sorted({e["what"]["reference"].split("/")[0] for e in event.get("entity") or []
-                        if (e.get("what") or {}).get("reference") and not e["what"]["reference"].startswith("Patient/")})
+        kinds = sorted({translate(language, f"cat_{'consents' if t == 'Consent' else CATEGORIES.get(t, 'other')}") for t in (
+            e["what"]["reference"].split("/")[0] for e in event.get("entity") or [] if (e.get("what") or {}).get("reference"))
+            if t not in ("Patient", "Organization", "Provenance", "Practitioner", "PractitionerRole", "Location")})
         rows.append({
             "when": date_time(language, event.get("recorded", "")),
             "who": (translate(language, "you") if client == "baylink-consent-page"
@@ -430,7 +434,7 @@ def _home_view(book: ConsentBook, authority: Authority, language: str) -> dict[s
 
 
 @contextmanager
-def _acting(request: Request, csrf: str) -> Iterator[tuple[ConsentBook, Authority, PageSession, list[str], Evidence]]:
+def _acting(request: Request, csrf: str, interaction: str) -> Iterator[tuple[ConsentBook, Authority, PageSession, list[str], Evidence]]:
     """A change by the signed-in person: session, CSRF and authority checked, audited."""
     with _transaction(request, None) as (book, session):
         row = _signed_in(request, session)
@@ -440,7 +444,7 @@ def _acting(request: Request, csrf: str) -> Iterator[tuple[ConsentBook, Authorit
         if authority is None:
             raise _Refused("refused_no_authority")
         acting = authority.acting
-    with _transaction(request, acting, audited=True) as (book, session):
+    with _transaction(request, acting, audited=interaction) as (book, session):
         row = _signed_in(request, session)
         assert row is not None
         evidence = Evidence(acting, authority.basis, row.method, _address(request))
@@ -454,26 +458,21 @@ class _Refused(Exception):
 
 
 def _change(request: Request, csrf: str, action: Callable[[ConsentBook, Authority, list[str], Evidence], None],
-            notice: str) -> Response:
+            notice: str, interaction: str = "update") -> Response:
     try:
-        with _acting(request, csrf) as (book, authority, _row, patients, evidence):
+        with _acting(request, csrf, interaction) as (book, authority, _row, patients, evidence):
             action(book, authority, patients, evidence)
     except _Refused as refused:
         if refused.key == "session_expired":
             return _redirect("/consent?error=" + translate(_language(request), "session_expired"))
         return _redirect(f"/consent/home?error={refused.key}")
     except FhirError as exc:
-        key = "not_found" if exc.status == 404 else "conflict" if exc.status == 409 else None
-        detail = exc.issues[0].diagnostics if exc.issues else str(exc)
-        return _redirect("/consent/home?error=" + (key or "form_error") + "&detail=" + _quote(detail))
+        field = next(iter(exc.issues[0].expression), "") if exc.issues else ""
+        key = ("not_found" if exc.status == 404 else "conflict" if exc.status == 409
+               else FIELD_ERRORS.get(field, "form_invalid"))
+        return _redirect(f"/consent/home?error={key}")
     _page(request).kick()
     return _redirect(f"/consent/home?notice={notice}")
-
-
-def _quote(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value[:300])
 
 
 @router.post("/grant")
@@ -492,7 +491,7 @@ def grant(request: Request, csrf: str = Form(""), recipient: str = Form(""), cat
                                             sensitive=sensitive),
                    evidence, {k: v["jurisdiction"] for k, v in institutions.items()})
 
-    return _change(request, csrf, action, "granted_ok")
+    return _change(request, csrf, action, "granted_ok", "create")
 
 
 @router.post("/consents/{consent_id}/withdraw")

@@ -157,6 +157,11 @@ class TestSignIn:
         assert refused.status_code == 303 and "error=csrf" in refused.headers["location"]
         assert "You have not given any consent" in page.get("/consent/home").text
 
+    def test_only_the_pages_own_messages_show_from_a_link(self, page) -> None:  # type: ignore[no-untyped-def]
+        tricked = page.get("/consent", params={"error": "Your account is locked. Call +852 0000 0000", "lang": "en"})
+        assert "locked" not in tricked.text and 'class="error"' not in tricked.text
+        assert 'class="notice"' in page.get("/consent", params={"notice": "signed_out"}).text
+
     def test_signed_out_pages_send_you_to_sign_in(self, page) -> None:  # type: ignore[no-untyped-def]
         response = page.get("/consent/home", follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"].startswith("/consent?")
@@ -181,6 +186,20 @@ class TestConsents:
         withdrawn = page.post(f"/consent/consents/{consent_id}/withdraw", data={"csrf": csrf_of(granted.text)})
         assert "Consent withdrawn" in withdrawn.text and "You have not given any consent" in withdrawn.text
         assert page.get("/fhir/Observation/g1-obs", headers=szh).status_code == 404
+
+    def test_a_form_missing_a_choice_says_which_and_writes_nothing(self, app, page) -> None:  # type: ignore[no-untyped-def]
+        number = hkid("E", "565656")
+        put(app, page, patient("g1b", number, "+852 9000 0025"))
+        home = sign_in(app, page, HKID, number, "+852 9000 0025")
+        for missing, words in (("categories", "Tick at least one kind of record."),
+                               ("purposes", "Tick at least one purpose.")):
+            refused = page.post("/consent/grant", data={**{k: v for k, v in GRANT.items() if k != missing},
+                                                        "csrf": csrf_of(home)})
+            assert words in refused.text and "You have not given any consent" in refused.text
+        past = page.post("/consent/grant", data={**GRANT, "end": "2020-01-01", "csrf": csrf_of(home)})
+        assert "The end date must be today or later." in past.text
+        with operator(app) as service:
+            assert service.repo.search_pks(service.parser.parse("Consent", [("patient", "Patient/g1b")])) == []
 
     def test_each_version_carries_its_evidence(self, app, page) -> None:  # type: ignore[no-untyped-def]
         number = hkid("F", "666666")
@@ -292,7 +311,10 @@ class TestConsents:
         page.get("/fhir/Observation/g6-obs", headers=_as(app, page, "ha-queen-mary"))
         home = sign_in(app, page, HKID, number, "+852 9000 0010")
         log = home[home.index('id="access"'):]
-        assert "Queen Mary Hospital" in log and "read (Observation)" in log and "treatment" in log
+        assert "Queen Mary Hospital" in log and "read (lab and test results)" in log and "treatment" in log
+        granted = page.post("/consent/grant", data={**GRANT, "csrf": csrf_of(home)})
+        mine = granted.text[granted.text.index('id="access"'):]
+        assert "You (consent page)" in mine and "added (consents)" in mine and "Organization" not in mine
 
 
 class TestLanguages:
