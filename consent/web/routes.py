@@ -434,7 +434,8 @@ def _home_view(book: ConsentBook, authority: Authority, language: str) -> dict[s
 
 
 @contextmanager
-def _acting(request: Request, csrf: str, interaction: str) -> Iterator[tuple[ConsentBook, Authority, PageSession, list[str], Evidence]]:
+def _acting(request: Request, csrf: str,
+            interaction: str) -> Iterator[tuple[ConsentBook, Authority, PageSession, list[str], Evidence]]:
     """A change by the signed-in person: session, CSRF and authority checked, audited."""
     with _transaction(request, None) as (book, session):
         row = _signed_in(request, session)
