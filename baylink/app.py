@@ -33,6 +33,9 @@ from fhir_exchange.notify.outbox import ConsoleSender, deliver
 from fhir_exchange.ports import AllowAllGate, ReleaseGate
 from fhir_exchange.service import ServiceConfig
 from fhir_exchange.store.db import make_engine, make_sessionmaker
+from referral.api import router as referral_router
+from referral.gate import ReferralAddresseeGate
+from referral.rules import ReferralWriteRule
 
 log = logging.getLogger("baylink")
 FHIR_PREFIX = "/fhir"
@@ -53,7 +56,9 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
     terminology.configure(reader_sessions)
     crypto.configure(identifier_vault(settings))
     signer = TokenSigner(token_signing_key(settings))
-    write_rules = (ConsentWriteRule(),)
+    release_gate = gate or (AllowAllGate() if settings.release_gate == "allow-all" else ReferralAddresseeGate(
+        ConsentGate(reader_sessions, implicit=ImplicitPolicy(settings.consent_implicit_policy))))
+    write_rules = (ConsentWriteRule(), ReferralWriteRule(release_gate))
     sender = ConsoleSender()
 
     def kick() -> None:
@@ -76,8 +81,7 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
         sessions=sessions,
         signer=signer,
         context_provider=BearerAuth(signer, sessions, tuple(settings.purposes_of_use.split())),
-        gate=gate or (AllowAllGate() if settings.release_gate == "allow-all"
-                      else ConsentGate(reader_sessions, implicit=ImplicitPolicy(settings.consent_implicit_policy))),
+        gate=release_gate,
         config=ServiceConfig(default_count=settings.default_page_size, max_count=settings.max_page_size),
         public_base_url=settings.public_base_url,
         max_search_results=settings.max_search_results,
@@ -86,13 +90,15 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
     )
     app.include_router(fhir_router, prefix=FHIR_PREFIX)
     app.include_router(consent_router)
+    app.include_router(referral_router)
 
     @app.middleware("http")
     async def deliver_after_writes(request: Request, call_next):  # type: ignore[no-untyped-def]
         response = await call_next(request)
         # after writes (they may queue messages) and emergency reads (the patient is told)
         emergency = request.headers.get("x-purpose-of-use", "").upper() == "ETREAT"
-        if (request.method != "GET" or emergency) and _is_fhir(request) and response.status_code < 400:
+        if (request.method != "GET" or emergency) and (_is_fhir(request) or request.url.path.startswith("/referrals")) \
+                and response.status_code < 400:
             from starlette.concurrency import run_in_threadpool
 
             await run_in_threadpool(kick)

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # The consent page's cookies carry the Secure flag (browsers keep Secure cookies on
     # http://127.0.0.1 and localhost too, so development needs no exception).
     consent_cookie_secure: bool = True
+    # How long a receiving institution has to accept a referral, by priority (referral/sla.py):
+    # JSON such as {"routine": "5wd", "urgent": "24h"}; empty for the defaults.
+    referral_sla: str = ""
     # The purposes of use a client may declare (v3 ActReason; issue 3 names these four).
     purposes_of_use: str = "TREAT ETREAT HPAYMT HOPERAT"
 

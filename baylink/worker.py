@@ -32,6 +32,7 @@ def make_celery() -> Celery:
             "expire-consents": {"task": "baylink.expire_consents", "schedule": timedelta(hours=1)},
             "warn-expiring-consents": {"task": "baylink.warn_expiring_consents", "schedule": timedelta(hours=6)},
             "deliver-notifications": {"task": "baylink.deliver_notifications", "schedule": timedelta(minutes=1)},
+            "flag-overdue-referrals": {"task": "baylink.flag_overdue_referrals", "schedule": timedelta(minutes=15)},
         },
     )
     return app
@@ -69,7 +70,20 @@ def warn_expiring_consents() -> list[str]:
     return ids
 
 
-def _over_consents(job):  # type: ignore[no-untyped-def]
+@celery_app.task(name="baylink.flag_overdue_referrals")
+def flag_overdue_referrals() -> list[str]:
+    """Flag and escalate referrals not accepted within their time (referral/sla.py)."""
+    from datetime import UTC, datetime
+
+    from referral.sla import flag_overdue, parse_sla
+
+    sla = parse_sla(get_settings().referral_sla)
+    ids = _over_consents(lambda service, _today: flag_overdue(service, datetime.now(UTC), sla), scopes=("system/Task.rus",))
+    deliver_notifications.delay()
+    return ids
+
+
+def _over_consents(job, scopes=("system/Consent.rus",)):  # type: ignore[no-untyped-def]
     import uuid
     from datetime import UTC, datetime
 
@@ -79,7 +93,7 @@ def _over_consents(job):  # type: ignore[no-untyped-def]
 
     engine = make_engine(get_settings().database_url)
     context = RequestContext(request_id=str(uuid.uuid4()), client_id="baylink-worker", purpose_of_use="HOPERAT",
-                             scopes=("system/Consent.rus",))
+                             scopes=tuple(scopes))
     try:
         with make_sessionmaker(engine)() as session, session.begin():
             service = FhirService(FhirRepository(session, context, AllowAllGate()), get_settings().public_base_url)

@@ -92,12 +92,13 @@ class WriteRule(Protocol):
     version (None for a create), ``new`` the version to be written, with its id (None for a
     delete). Refuses by raising a ``fhir_exchange.errors.FhirError`` (Forbidden,
     Unprocessable, …), which rolls the whole request back; may also write in ``session``
-    what must commit with the change (e.g. a notification in the outbox). BayLink's own
-    internal writes do not pass these rules.
+    what must commit with the change (e.g. a notification in the outbox), and may return an
+    amended copy of ``new`` to be written instead (None: write ``new`` as it is). BayLink's
+    own internal writes do not pass these rules.
     """
 
     def check(self, session: Any, context: RequestContext, resource_type: str, previous: dict[str, Any] | None,
-              new: dict[str, Any] | None) -> None: ...
+              new: dict[str, Any] | None) -> dict[str, Any] | None: ...
 
 
 class AllowAllGate:
