@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ SEED_DIR = Path(__file__).parent / "seed"
 
 
 @contextmanager
-def _unit_of_work(base_url: str = "") -> Iterator[Any]:
+def _unit_of_work(base_url: str = "", institution: str | None = None) -> Iterator[Any]:
     """A transaction with an operator's context and the allow-all gate (operator tooling
     writes only; nothing it does releases data to a third party)."""
     from baylink.settings import identifier_vault
@@ -35,7 +36,7 @@ def _unit_of_work(base_url: str = "") -> Iterator[Any]:
     engine = _engine_cache.get(settings.database_url) or make_engine(settings.database_url)
     _engine_cache[settings.database_url] = engine
     context = RequestContext(request_id=str(uuid.uuid4()), client_id="baylink-cli", purpose_of_use="HOPERAT",
-                             scopes=OPERATOR_SCOPES)
+                             scopes=OPERATOR_SCOPES, institution=institution)
     with make_sessionmaker(engine)() as session, session.begin():
         repository = FhirRepository(session, context, AllowAllGate(), max_search_results=settings.max_search_results)
         yield FhirService(repository, base_url or settings.public_base_url or "http://127.0.0.1:8000/fhir"), session
@@ -344,6 +345,9 @@ DEMO_CLIENT = "demo-client"
 DEMO_KEY = Path("var") / "demo-client-key.pem"
 
 
+DEMO_HKID = "A123456(3)"
+
+
 @app.command()
 def demo() -> None:
     """Development only: a demo institution and client with a key under var/, and how to use it."""
@@ -372,7 +376,15 @@ def demo() -> None:
         elif existing is None:
             registry.register("demo-clinic", public_jwks(DEMO_KEY.read_bytes()), "system/*.cruds", "BayLink demo client",
                               DEMO_CLIENT)
+    with _unit_of_work(institution="demo-clinic") as (service, _):
+        for name in ("Patient-demo-chan.json", "Observation-demo-hba1c.json"):
+            service.put_if_changed(json.loads((SEED_DIR / "demo" / name).read_text(encoding="utf-8")))
     base = f"http://{settings.host}:{settings.port}"
+    console.print(
+        f"[bold]Patient page[/bold] {base}/consent — sign in as the demo patient with Hong Kong Identity Card "
+        f"{DEMO_HKID}; the one-time code appears in the server's console and at {base}/consent/dev/messages",
+        highlight=False, soft_wrap=True,
+    )
     console.print(
         f"[bold]Demo client[/bold] {DEMO_CLIENT} (institution demo-clinic), private key {DEMO_KEY}. Once serving:\n"
         f"  TOKEN=$(.venv/bin/baylink clients token --client-id {DEMO_CLIENT} --key {DEMO_KEY} "
