@@ -57,8 +57,9 @@ class ReleaseGate(Protocol):
     vread, search matches and includes, history, bundles, operations), after it has been
     loaded and before it is serialised. Must not modify ``resource``; must be safe to call
     many times within one request; must not raise for an ordinary refusal (return DENY).
-    Optional capabilities, found with ``getattr``: ``releases_everything`` and ``decide_many``
-    (see the functions of those names below).
+    Optional capabilities, found with ``getattr``: ``releases_everything``,
+    ``releases_own_records`` and ``decide_many`` (see the functions of those names below); a
+    gate that wraps another must pass on only those that still hold for it.
     """
 
     def decide(self, context: RequestContext, resource: dict[str, Any]) -> ReleaseDecision: ...
@@ -68,6 +69,13 @@ def releases_everything(gate: ReleaseGate) -> bool:
     """A gate may declare ``releases_everything = True`` to spare callers the per-resource
     check when counting (search totals)."""
     return bool(getattr(gate, "releases_everything", False))
+
+
+def releases_own_records(gate: ReleaseGate) -> bool:
+    """A gate may declare ``releases_own_records = True``: it releases to an institution,
+    whole, every record that institution holds (the custodian tag the store stamps), so a
+    caller may count those from the search index without loading them."""
+    return bool(getattr(gate, "releases_own_records", False))
 
 
 def decide_many(gate: ReleaseGate, context: RequestContext, resources: Sequence[dict[str, Any]]) -> list[ReleaseDecision]:

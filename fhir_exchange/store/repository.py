@@ -26,7 +26,15 @@ from fhir_exchange.audit.trail import AuditRecorder
 from fhir_exchange.auth.scopes import LETTERS, Scopes
 from fhir_exchange.errors import Forbidden, Gone, InvalidRequest, MethodNotAllowed, NotFound, PreconditionFailed
 from fhir_exchange.identity.documents import document_for
-from fhir_exchange.ports import Release, ReleaseGate, RequestContext, WriteRule, decide_many, releases_everything
+from fhir_exchange.ports import (
+    Release,
+    ReleaseGate,
+    RequestContext,
+    WriteRule,
+    decide_many,
+    releases_everything,
+    releases_own_records,
+)
 from fhir_exchange.search import index as ix
 from fhir_exchange.search.extract import extract
 from fhir_exchange.search.params import Include, SearchQuery
@@ -45,7 +53,7 @@ from fhir_exchange.store.models import (
     UriIndex,
 )
 from fhir_exchange.store.search_sql import SearchSQL
-from fhir_exchange.validation import PERSON_TYPES
+from fhir_exchange.validation import SEALED_TYPES
 
 _RESOURCE = ResourceRow.__table__
 _VERSION = ResourceVersion.__table__
@@ -141,17 +149,27 @@ class FhirRepository:
 
     def releasable(self, pks: list[int], batch: int = 500) -> list[int]:
         """The pks (in order) of the resources the gate would release to this caller: search
-        totals and pages count only those, so a total reveals nothing withheld."""
+        totals and pages count only those, so a total reveals nothing withheld. Records the
+        caller's institution holds are counted from the index when the gate releases those
+        whole (``releases_own_records``); the others are loaded and decided together."""
         if releases_everything(self._gate) or not pks:
             return pks
+        institution = self.context.institution if releases_own_records(self._gate) else None
         allowed: set[int] = set()
-        resource = _RESOURCE.c
+        resource, token = _RESOURCE.c, TokenIndex.__table__.c
         for start in range(0, len(pks), batch):
             chunk = pks[start : start + batch]
+            if institution is not None:
+                allowed.update(self.session.execute(select(token.resource_pk).where(
+                    token.resource_pk.in_(chunk), token.param == "_tag", token.system == CUSTODIAN_SYSTEM,
+                    token.code == institution)).scalars())
+                chunk = [pk for pk in chunk if pk not in allowed]
+                if not chunk:
+                    continue
             rows = self.session.execute(
                 select(resource.pk, resource.res_type, resource.deleted, resource.content).where(resource.pk.in_(chunk))
             ).all()
-            opened = [(pk, crypto.vault().reveal(content) if res_type in PERSON_TYPES else content)
+            opened = [(pk, crypto.vault().reveal(content) if res_type in SEALED_TYPES else content)
                       for pk, res_type, deleted, content in rows if not deleted and content is not None]
             decisions = decide_many(self._gate, self.context, [content for _, content in opened])
             allowed.update(pk for (pk, _), decision in zip(opened, decisions, strict=True)
@@ -166,7 +184,7 @@ class FhirRepository:
         """Those of ``items`` the gate releases, in order, as the caller may see them (the
         masked copy where it masks); the gate decides them together."""
         opened = [replace(s, content=crypto.vault().reveal(s.content))
-                  if s.content is not None and s.resource_type in PERSON_TYPES else s for s in items]
+                  if s.content is not None and s.resource_type in SEALED_TYPES else s for s in items]
         decisions = iter(decide_many(self._gate, self.context, [s.content for s in opened if s.content is not None]))
         released = []
         for stored in opened:
@@ -347,7 +365,7 @@ class FhirRepository:
         document["meta"] = meta
         # key order: resourceType, id, meta first, as servers conventionally return them
         document = {"resourceType": resource_type, "id": resource_id, "meta": meta, **document}
-        stored_document = crypto.vault().protect(document) if resource_type in PERSON_TYPES else document
+        stored_document = crypto.vault().protect(document) if resource_type in SEALED_TYPES else document
         if row is None:
             pk = self.session.execute(_INSERT_RESOURCE, {
                 "res_type": resource_type, "res_id": resource_id, "version_id": version_id,
@@ -389,7 +407,7 @@ class FhirRepository:
             if row.deleted:
                 continue
             stored = _from_row(row)
-            if stored.resource_type in PERSON_TYPES and stored.content is not None:
+            if stored.resource_type in SEALED_TYPES and stored.content is not None:
                 stored = replace(stored, content=crypto.vault().reveal(stored.content))
             result.append(stored)
         return result
@@ -412,7 +430,7 @@ class FhirRepository:
                     values[name] = values[name][:limit]
             values["resource_pk"] = pk
             values["res_type"] = resource_type
-            if table is TokenIndex and resource_type in PERSON_TYPES and document_for(values.get("system")) is not None:
+            if table is TokenIndex and resource_type in SEALED_TYPES and document_for(values.get("system")) is not None:
                 # a blind index, never the identity document number itself
                 values["code"] = crypto.vault().blind(values["system"], values["code"] or "")
             rows.setdefault(table, []).append(values)
@@ -587,7 +605,7 @@ class FhirRepository:
             if not self._may_see(res_type):
                 continue
             if content is not None:
-                document = crypto.vault().reveal(content) if res_type in PERSON_TYPES else content
+                document = crypto.vault().reveal(content) if res_type in SEALED_TYPES else content
                 if self._gate.decide(self.context, document).outcome is Release.DENY:
                     continue
             released.append(pk)
@@ -654,7 +672,7 @@ def reseal_identifiers(session: Session, vault: Any, after_pk: int, batch: int =
     rows changed, the last resource pk seen or None when done)."""
     seen = changed = 0
     pks = list(session.execute(
-        select(ResourceRow.pk).where(ResourceRow.pk > after_pk, ResourceRow.res_type.in_(sorted(PERSON_TYPES)))
+        select(ResourceRow.pk).where(ResourceRow.pk > after_pk, ResourceRow.res_type.in_(sorted(SEALED_TYPES)))
         .order_by(ResourceRow.pk).limit(batch)
     ).scalars())
     if not pks:
