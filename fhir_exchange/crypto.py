@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fhir_exchange.identity.documents import document_for
 from fhir_exchange.validation import PERSON_TYPES
 
+BINARY_CONTEXT = "baylink:binary"  # the AAD under which Binary.data is sealed
+
 PREFIX = "enc1"
 BLIND_PREFIX = "blind:"
 
@@ -127,6 +129,12 @@ class IdentifierVault:
 
     @staticmethod
     def _map(document: dict[str, Any], change: Any) -> dict[str, Any]:
+        if document.get("resourceType") == "Binary":
+            data = document.get("data")
+            if not isinstance(data, str):
+                return document
+            new = change(BINARY_CONTEXT, data)
+            return {**document, "data": new} if new != data else document
         if document.get("resourceType") not in PERSON_TYPES or not document.get("identifier"):
             return document
         identifiers = []

@@ -135,6 +135,9 @@ def validate_resource(body: Any, expected_type: str | None = None) -> dict[str, 
 
 # Resources whose identifiers name a person: their identity document numbers are checked.
 PERSON_TYPES = frozenset({"Patient", "RelatedPerson", "Practitioner", "Person"})
+# What is sealed at rest (fhir_exchange/crypto.py): identity numbers of persons, and the content
+# of Binary resources (originals of converted messages and documents, attachments).
+SEALED_TYPES = PERSON_TYPES | {"Binary"}
 
 
 def canonical_identifiers(resource: dict[str, Any]) -> dict[str, Any]:

@@ -53,7 +53,7 @@ from fhir_exchange.store.models import (
     UriIndex,
 )
 from fhir_exchange.store.search_sql import SearchSQL
-from fhir_exchange.validation import PERSON_TYPES
+from fhir_exchange.validation import SEALED_TYPES
 
 _RESOURCE = ResourceRow.__table__
 _VERSION = ResourceVersion.__table__
@@ -169,7 +169,7 @@ class FhirRepository:
             rows = self.session.execute(
                 select(resource.pk, resource.res_type, resource.deleted, resource.content).where(resource.pk.in_(chunk))
             ).all()
-            opened = [(pk, crypto.vault().reveal(content) if res_type in PERSON_TYPES else content)
+            opened = [(pk, crypto.vault().reveal(content) if res_type in SEALED_TYPES else content)
                       for pk, res_type, deleted, content in rows if not deleted and content is not None]
             decisions = decide_many(self._gate, self.context, [content for _, content in opened])
             allowed.update(pk for (pk, _), decision in zip(opened, decisions, strict=True)
@@ -184,7 +184,7 @@ class FhirRepository:
         """Those of ``items`` the gate releases, in order, as the caller may see them (the
         masked copy where it masks); the gate decides them together."""
         opened = [replace(s, content=crypto.vault().reveal(s.content))
-                  if s.content is not None and s.resource_type in PERSON_TYPES else s for s in items]
+                  if s.content is not None and s.resource_type in SEALED_TYPES else s for s in items]
         decisions = iter(decide_many(self._gate, self.context, [s.content for s in opened if s.content is not None]))
         released = []
         for stored in opened:
@@ -365,7 +365,7 @@ class FhirRepository:
         document["meta"] = meta
         # key order: resourceType, id, meta first, as servers conventionally return them
         document = {"resourceType": resource_type, "id": resource_id, "meta": meta, **document}
-        stored_document = crypto.vault().protect(document) if resource_type in PERSON_TYPES else document
+        stored_document = crypto.vault().protect(document) if resource_type in SEALED_TYPES else document
         if row is None:
             pk = self.session.execute(_INSERT_RESOURCE, {
                 "res_type": resource_type, "res_id": resource_id, "version_id": version_id,
@@ -407,7 +407,7 @@ class FhirRepository:
             if row.deleted:
                 continue
             stored = _from_row(row)
-            if stored.resource_type in PERSON_TYPES and stored.content is not None:
+            if stored.resource_type in SEALED_TYPES and stored.content is not None:
                 stored = replace(stored, content=crypto.vault().reveal(stored.content))
             result.append(stored)
         return result
@@ -430,7 +430,7 @@ class FhirRepository:
                     values[name] = values[name][:limit]
             values["resource_pk"] = pk
             values["res_type"] = resource_type
-            if table is TokenIndex and resource_type in PERSON_TYPES and document_for(values.get("system")) is not None:
+            if table is TokenIndex and resource_type in SEALED_TYPES and document_for(values.get("system")) is not None:
                 # a blind index, never the identity document number itself
                 values["code"] = crypto.vault().blind(values["system"], values["code"] or "")
             rows.setdefault(table, []).append(values)
@@ -605,7 +605,7 @@ class FhirRepository:
             if not self._may_see(res_type):
                 continue
             if content is not None:
-                document = crypto.vault().reveal(content) if res_type in PERSON_TYPES else content
+                document = crypto.vault().reveal(content) if res_type in SEALED_TYPES else content
                 if self._gate.decide(self.context, document).outcome is Release.DENY:
                     continue
             released.append(pk)
@@ -672,7 +672,7 @@ def reseal_identifiers(session: Session, vault: Any, after_pk: int, batch: int =
     rows changed, the last resource pk seen or None when done)."""
     seen = changed = 0
     pks = list(session.execute(
-        select(ResourceRow.pk).where(ResourceRow.pk > after_pk, ResourceRow.res_type.in_(sorted(PERSON_TYPES)))
+        select(ResourceRow.pk).where(ResourceRow.pk > after_pk, ResourceRow.res_type.in_(sorted(SEALED_TYPES)))
         .order_by(ResourceRow.pk).limit(batch)
     ).scalars())
     if not pks:
