@@ -36,6 +36,8 @@ from fhir_exchange.store.db import make_engine, make_sessionmaker
 from referral.api import router as referral_router
 from referral.gate import ReferralAddresseeGate
 from referral.rules import ReferralWriteRule
+from referral.voucher.api import VoucherRuntime
+from referral.voucher.api import router as voucher_router
 
 log = logging.getLogger("baylink")
 FHIR_PREFIX = "/fhir"
@@ -90,6 +92,8 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
     )
     app.include_router(fhir_router, prefix=FHIR_PREFIX)
     app.include_router(consent_router)
+    app.state.vouchers = VoucherRuntime()  # the scheme's rules and RMB factors, from referral/voucher/*.json
+    app.include_router(voucher_router)
     app.include_router(referral_router)
 
     @app.middleware("http")

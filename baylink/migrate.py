@@ -13,6 +13,7 @@ from fhir_exchange.audit import models as _audit_models  # noqa: F401  (register
 from fhir_exchange.auth import models as _auth_models  # noqa: F401  (registers the auth tables on Base)
 from fhir_exchange.notify import models as _notify_models  # noqa: F401  (registers the outbox on Base)
 from fhir_exchange.store.models import Base
+from referral.voucher import models as _voucher_models  # noqa: F401  (registers the voucher ledger on Base)
 from terminology.models import TerminologyBase
 
 MIGRATIONS = Path(__file__).parent / "migrations"
