@@ -33,6 +33,8 @@ def make_celery() -> Celery:
             "warn-expiring-consents": {"task": "baylink.warn_expiring_consents", "schedule": timedelta(hours=6)},
             "deliver-notifications": {"task": "baylink.deliver_notifications", "schedule": timedelta(minutes=1)},
             "flag-overdue-referrals": {"task": "baylink.flag_overdue_referrals", "schedule": timedelta(minutes=15)},
+            "voucher-annual-credit": {"task": "baylink.voucher_annual_credit", "schedule": timedelta(hours=1)},
+            "voucher-rewards": {"task": "baylink.voucher_rewards", "schedule": timedelta(hours=1)},
         },
     )
     return app
@@ -81,6 +83,42 @@ def flag_overdue_referrals() -> list[str]:
     ids = _over_consents(lambda service, _today: flag_overdue(service, datetime.now(UTC), sla), scopes=("system/Task.rus",))
     deliver_notifications.delay()
     return ids
+
+
+@celery_app.task(name="baylink.voucher_annual_credit")
+def voucher_annual_credit() -> int:
+    """The year's voucher credit, capped at the accumulation limit (referral/voucher/tasks.py)."""
+    from referral.voucher.tasks import credit_annual
+
+    return _voucher_batches(credit_annual)
+
+
+@celery_app.task(name="baylink.voucher_rewards")
+def voucher_rewards() -> tuple[int, int]:
+    """Voucher rewards earned, and rewards past their last day expired (referral/voucher/tasks.py)."""
+    from referral.voucher.tasks import credit_rewards, expire_rewards
+
+    return _voucher_batches(credit_rewards), _voucher_batches(expire_rewards)
+
+
+def _voucher_batches(job) -> int:  # type: ignore[no-untyped-def]
+    """Run ``job`` a transaction per batch until it has nothing left to do, on Hong Kong's today."""
+    from datetime import UTC, datetime
+
+    from referral.voucher.claims import hong_kong_day
+    from referral.voucher.rules import default_rules
+
+    engine = make_engine(get_settings().database_url)
+    now, total = datetime.now(UTC), 0
+    try:
+        while True:
+            with make_sessionmaker(engine)() as session, session.begin():
+                done = job(session, default_rules(), hong_kong_day(now), now)
+            total += done
+            if done == 0:
+                return total
+    finally:
+        engine.dispose()
 
 
 def _over_consents(job, scopes=("system/Consent.rus",)):  # type: ignore[no-untyped-def]
