@@ -29,6 +29,8 @@ from fhir_exchange.auth.context import BearerAuth
 from fhir_exchange.auth.routes import router as auth_router
 from fhir_exchange.auth.tokens import TokenSigner
 from fhir_exchange.errors import FhirError, InvalidRequest, Issue, MethodNotAllowed, NotFound, operation_outcome
+from fhir_exchange.ingest.api import router as ingest_router
+from fhir_exchange.ingest.receive import run_job
 from fhir_exchange.notify.outbox import ConsoleSender, deliver
 from fhir_exchange.ports import AllowAllGate, ReleaseGate
 from fhir_exchange.service import ServiceConfig
@@ -95,6 +97,22 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
     app.state.vouchers = VoucherRuntime()  # the scheme's rules and RMB factors, from referral/voucher/*.json
     app.include_router(voucher_router)
     app.include_router(referral_router)
+    app.include_router(ingest_router)
+
+    def dispatch_ingest_job(job_id: str) -> None:
+        """A batch's items are applied by the worker (``acks_late``, retries); eagerly here in
+        development. If the broker is down the job stays queued for ``baylink.ingest_job``."""
+        if settings.celery_eager:
+            run_job(app.state.fhir, job_id, settings.public_base_url or f"http://{settings.host}:{settings.port}/fhir")
+            return
+        try:
+            from baylink.worker import celery_app
+
+            celery_app.send_task("baylink.ingest_job", args=[job_id])
+        except Exception:
+            log.warning("could not reach the broker; ingest job %s stays queued", job_id, exc_info=True)
+
+    app.state.ingest_dispatch = dispatch_ingest_job
 
     @app.middleware("http")
     async def deliver_after_writes(request: Request, call_next):  # type: ignore[no-untyped-def]

@@ -64,6 +64,75 @@ def serve(
 
 
 @app.command()
+def mllp(
+    institution: Annotated[str, typer.Option(help="the Organization id of the sending institution this listener serves")],
+    host: Annotated[str, typer.Option(help="interface to listen on (loopback: put a TLS tunnel in front)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 2575,
+) -> None:
+    """Listen for HL7 v2 over MLLP for one institution; each message is acknowledged only after
+    it is committed."""
+    import asyncio
+
+    from baylink.app import create_app
+    from fhir_exchange.ingest.mllp import MllpServer
+    from fhir_exchange.ingest.receive import Receiver, ack_for
+    from fhir_exchange.ports import RequestContext
+
+    settings = get_settings()
+    application = create_app(settings)
+    context = RequestContext(request_id=f"mllp-{institution}", client_id=f"mllp:{institution}", institution=institution,
+                             purpose_of_use="HOPERAT", scopes=("system/*.cruds",))
+    receiver = Receiver(application.state.fhir, context,
+                        settings.public_base_url or f"http://{settings.host}:{settings.port}/fhir",
+                        application.state.ingest_dispatch)
+
+    def handle(message: bytes) -> bytes:
+        header, received = receiver.hl7v2(message)
+        return ack_for(header, received).encode("utf-8")
+
+    server = MllpServer(handle, host, port)
+    console.print(f"MLLP listener for {institution} on {host}:{port} (Ctrl-C stops it)")
+    asyncio.run(server.serve_forever())
+
+
+@app.command()
+def convert(
+    paths: Annotated[list[Path], typer.Argument(help="HL7 v2 (.hl7, .txt, batch files) or CDA (.xml, .ccda) files")],
+    profile: Annotated[str, typer.Option(help="local flavour: hk, cn, mo, or none")] = "none",
+    out: Annotated[Path | None, typer.Option(help="write the transaction Bundles here (a folder); else stdout")] = None,
+) -> None:
+    """Convert files to FHIR transactions without storing anything, to check a feed."""
+    import orjson
+    from rich.progress import track
+
+    from fhir_exchange.convert.base import ConversionError, Source
+    from fhir_exchange.ingest.receive import read_cda, read_hl7v2
+
+    source = Source(None, None if profile == "none" else profile)
+    failures = 0
+    for path in track(paths, description="converting", console=console):
+        data = path.read_bytes()
+        try:
+            is_xml = data.lstrip(b"\xef\xbb\xbf \r\n\t").startswith(b"<")
+            conversions = [read_cda(data, source)] if is_xml else read_hl7v2(data, source)
+        except ConversionError as error:
+            failures += 1
+            console.print(f"[red]{path}: {error.where()}: {error.message}[/red]", highlight=False)
+            continue
+        for number, conversion in enumerate(conversions, 1):
+            text = orjson.dumps(conversion.bundle, option=orjson.OPT_INDENT_2)
+            if out is None:
+                print(text.decode())
+            else:
+                out.mkdir(parents=True, exist_ok=True)
+                (out / f"{path.stem}-{number}.json").write_bytes(text)
+            for warning in conversion.warnings:
+                console.print(f"[yellow]{path}: {warning}[/yellow]", highlight=False)
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
 def migrate() -> None:
     """Apply the database migrations (Alembic upgrade head) to the configured database."""
     from baylink.migrate import upgrade

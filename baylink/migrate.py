@@ -11,6 +11,7 @@ from sqlalchemy import MetaData
 from consent import models as _consent_models  # noqa: F401  (registers the consent page tables on Base)
 from fhir_exchange.audit import models as _audit_models  # noqa: F401  (registers the audit tables on Base)
 from fhir_exchange.auth import models as _auth_models  # noqa: F401  (registers the auth tables on Base)
+from fhir_exchange.ingest import models as _ingest_models  # noqa: F401  (registers the ingest tables on Base)
 from fhir_exchange.notify import models as _notify_models  # noqa: F401  (registers the outbox on Base)
 from fhir_exchange.store.models import Base
 from referral.voucher import models as _voucher_models  # noqa: F401  (registers the voucher ledger on Base)

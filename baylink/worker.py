@@ -165,3 +165,30 @@ def _sender():  # type: ignore[no-untyped-def]
 
         _SENDER = ConsoleSender()
     return _SENDER
+
+
+_RUNTIME = None
+
+
+def _runtime():  # type: ignore[no-untyped-def]
+    """The FHIR runtime the worker applies ingest jobs with: the same gate and write rules as the API."""
+    global _RUNTIME
+    if _RUNTIME is None:
+        from baylink.app import create_app
+
+        _RUNTIME = create_app(get_settings()).state.fhir
+    return _RUNTIME
+
+
+@celery_app.task(name="baylink.ingest_job", bind=True, acks_late=True, max_retries=5)
+def ingest_job(self, job_id: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """Apply a batch's queued items (fhir_exchange/ingest/receive.py: each item its own
+    transaction; input errors fail the item, database trouble is retried per item and leaves
+    a dead letter after five tries). Retried with back-off while items stay queued."""
+    from fhir_exchange.ingest.receive import run_job
+
+    settings = get_settings()
+    status = run_job(_runtime(), job_id, settings.public_base_url or f"http://{settings.host}:{settings.port}/fhir")
+    if status["queued"]:
+        raise self.retry(countdown=min(600, 10 * 2 ** self.request.retries))
+    return status
