@@ -147,7 +147,7 @@ def claim_json(claim: VoucherClaim, entries: Iterable[LedgerEntry] = ()) -> dict
         "service_type": claim.service_type,
         "service_date": claim.service_date.isoformat(),
         "claimed": {"amount": _money(claim.claimed_amount), "currency": claim.currency},
-        "conversion_factor": str(claim.conversion_factor) if claim.conversion_factor is not None else None,
+        "conversion_factor": f"{claim.conversion_factor.normalize():f}" if claim.conversion_factor is not None else None,
         "factor_month": claim.factor_month,
         "claimed_hkd": _money(claim.claimed_hkd),
         "approved_hkd": _money(claim.approved_hkd),

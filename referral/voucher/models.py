@@ -7,9 +7,9 @@ the person's records at different hospitals share one account and no identity nu
 stored in clear. ``voucher_account_patient`` remembers which Patient ids have led to it.
 
 Amounts are exact: ``Money`` is NUMERIC(12,2) on PostgreSQL and whole cents in an INTEGER on
-SQLite (whose NUMERIC is a float); in Python they are ``Decimal`` in HKD (a claim's claimed
-amount is in its own currency). Entries are only ever inserted: a void or refund is a new
-entry reversing an earlier one.
+SQLite (whose NUMERIC is a float; the conversion factor likewise, to six places); in Python
+they are ``Decimal`` in HKD (a claim's claimed amount is in its own currency). Entries are
+only ever inserted: a void or refund is a new entry reversing an earlier one.
 """
 
 from __future__ import annotations
@@ -39,34 +39,49 @@ CENT = Decimal("0.01")
 ENTRY_KINDS = ("annual-credit", "reward", "claim", "void", "refund", "reward-expiry")
 
 
-class Money(TypeDecorator[Decimal]):
-    """An exact amount to the cent: NUMERIC(12,2) on PostgreSQL; on SQLite, whole cents in an
-    INTEGER. Refuses anything that is not a Decimal in whole cents (never a float)."""
+class Exact(TypeDecorator[Decimal]):
+    """An exact decimal with ``scale`` places: NUMERIC(precision, scale) on PostgreSQL; on
+    SQLite (whose NUMERIC is a float), the value times 10**scale in an INTEGER. Refuses a
+    float, and a value with more places than ``scale``."""
 
     impl = Numeric(12, 2)
     cache_ok = True
 
+    def __init__(self, precision: int = 12, scale: int = 2) -> None:
+        super().__init__(precision, scale)
+        self.precision, self.scale = precision, scale
+        self.quantum = Decimal(1).scaleb(-scale)
+
     def load_dialect_impl(self, dialect: Any) -> Any:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(BigInteger())
-        return dialect.type_descriptor(Numeric(12, 2, asdecimal=True))
+        return dialect.type_descriptor(Numeric(self.precision, self.scale, asdecimal=True))
 
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
         if value is None:
             return None
         if not isinstance(value, (Decimal, int)) or isinstance(value, bool):
-            raise TypeError(f"a money column takes a Decimal, not {type(value).__name__}")
+            raise TypeError(f"an exact decimal column takes a Decimal, not {type(value).__name__}")
         value = Decimal(value)
-        if value != value.quantize(CENT):
-            raise ValueError(f"{value} is not a whole number of cents")
-        return int(value * 100) if dialect.name == "sqlite" else value.quantize(CENT)
+        if value != value.quantize(self.quantum):
+            raise ValueError(f"{value} has more than {self.scale} decimal places")
+        return int(value.scaleb(self.scale)) if dialect.name == "sqlite" else value.quantize(self.quantum)
 
     def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return (Decimal(int(value)) / 100).quantize(CENT)
-        return Decimal(value).quantize(CENT)
+            return Decimal(int(value)).scaleb(-self.scale).quantize(self.quantum)
+        return Decimal(value).quantize(self.quantum)
+
+
+class Money(Exact):
+    """An amount to the cent (HKD, or a claim's own currency)."""
+
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(12, 2)
 
 
 class VoucherAccount(Base):
@@ -122,7 +137,7 @@ class VoucherClaim(Base):
     service_date: Mapped[date] = mapped_column(Date)
     currency: Mapped[str] = mapped_column(String(3))  # ISO 4217: HKD | CNY
     claimed_amount: Mapped[Decimal] = mapped_column(Money())  # in ``currency``
-    conversion_factor: Mapped[Decimal | None] = mapped_column(Numeric(12, 6), nullable=True)  # HKD per CNY
+    conversion_factor: Mapped[Decimal | None] = mapped_column(Exact(12, 6), nullable=True)  # HKD per CNY
     factor_month: Mapped[str | None] = mapped_column(String(7), nullable=True)
     claimed_hkd: Mapped[Decimal] = mapped_column(Money())
     approved_hkd: Mapped[Decimal] = mapped_column(Money())

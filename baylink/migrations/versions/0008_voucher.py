@@ -1,6 +1,7 @@
 """voucher ledger: accounts, claims, reward lots and ledger entries of the Elderly Health Care Voucher
 
-Amounts are NUMERIC(12,2) on PostgreSQL and whole cents in an INTEGER on SQLite (referral.voucher.models.Money).
+Amounts are NUMERIC(12,2) on PostgreSQL and whole cents in an INTEGER on SQLite (referral.voucher.models.Money);
+the conversion factor NUMERIC(12,6), or millionths in an INTEGER.
 
 Revision ID: 0008
 Revises: 0007
@@ -53,7 +54,7 @@ def upgrade() -> None:
     sa.Column('service_date', sa.Date(), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('claimed_amount', sa.Numeric(precision=12, scale=2).with_variant(sa.BigInteger(), 'sqlite'), nullable=False),
-    sa.Column('conversion_factor', sa.Numeric(precision=12, scale=6), nullable=True),
+    sa.Column('conversion_factor', sa.Numeric(precision=12, scale=6).with_variant(sa.BigInteger(), 'sqlite'), nullable=True),
     sa.Column('factor_month', sa.String(length=7), nullable=True),
     sa.Column('claimed_hkd', sa.Numeric(precision=12, scale=2).with_variant(sa.BigInteger(), 'sqlite'), nullable=False),
     sa.Column('approved_hkd', sa.Numeric(precision=12, scale=2).with_variant(sa.BigInteger(), 'sqlite'), nullable=False),
