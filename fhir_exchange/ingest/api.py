@@ -9,6 +9,8 @@ institution's client):
 - ``POST /ingest/cda`` — one CDA R2 document (``application/xml``, ``text/xml``,
   ``application/cda+xml``): the transaction-response Bundle, or an OperationOutcome naming
   the element.
+- ``POST /ingest/fhir`` — a FHIR resource or Bundle (transaction, batch, collection,
+  document, message) from another profile, normalised to BayLink's shared profile.
 - ``GET /ingest/jobs/{id}`` — a job's counts and its errors per message (its sender only).
 """
 
@@ -71,13 +73,37 @@ async def receive_cda(request: Request, uow: UnitOfWorkDep) -> Response:
             where = error.where()
             raise Unprocessable(error.message, issues=[Issue("error", "structure" if error.element else "invalid",
                                                              error.message, (where,) if where else ())]) from error
-        applied = receiver.apply_one(conversion)
-        body = {"resourceType": "Bundle", "type": "transaction-response", "entry": [
-            {"response": {"status": "201 Created" if applied.status == "stored" else "200 OK", "location": location}}
-            for location in applied.written]}
-        return fhir_response(body, 201 if applied.status == "stored" else 200, request=request)
+        return _applied(receiver.apply_one(conversion), request)
 
     return await run_in_threadpool(work)
+
+
+@router.post("/fhir")
+async def receive_fhir(request: Request, uow: UnitOfWorkDep) -> Response:
+    """A FHIR resource or Bundle in another profile, normalised (fhir_exchange/convert/fhir)."""
+    _media(request, ("application/fhir+json", "application/json"))
+    data = await _body(request)
+    receiver = _receiver(request, uow)
+
+    def work() -> Response:
+        from fhir_exchange.convert.fhir.reader import read
+
+        try:
+            conversion = read(data, receiver.source())
+        except ConversionError as error:
+            where = error.where()
+            raise Unprocessable(error.message, issues=[Issue("error", "invalid", error.message,
+                                                             (where,) if where else ())]) from error
+        return _applied(receiver.apply_one(conversion), request)
+
+    return await run_in_threadpool(work)
+
+
+def _applied(applied, request: Request) -> Response:  # type: ignore[no-untyped-def]
+    body = {"resourceType": "Bundle", "type": "transaction-response", "entry": [
+        {"response": {"status": "201 Created" if applied.status == "stored" else "200 OK", "location": location}}
+        for location in applied.written]}
+    return fhir_response(body, 201 if applied.status == "stored" else 200, request=request)
 
 
 @router.get("/jobs/{job_id}")

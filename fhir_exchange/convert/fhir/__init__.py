@@ -1,0 +1,1 @@
+"""FHIR bundles from other profiles, normalised to BayLink's shared profile (reader.py)."""
