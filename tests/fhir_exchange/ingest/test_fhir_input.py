@@ -5,6 +5,7 @@ documents come under BayLink's systems; unknown extensions stay; a resend writes
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -38,8 +39,8 @@ def test_ips_documents_are_stored_whole_and_as_their_resources(client, app, name
 
 def test_codes_identifiers_and_extensions(client, app) -> None:  # type: ignore[no-untyped-def]
     load_starter(app.state.fhir.sessions, "icd10-who.csv", "icd10-cn-clinical.csv", "icd10-cn-to-who.csv")
-    icd_cn = next(line.split(",")[0] for line in open("terminology/content/icd10-cn-to-who.csv", encoding="utf-8")
-                  if line[0].isalpha() and not line.startswith("source"))
+    rows = Path("terminology/content/icd10-cn-to-who.csv").read_text(encoding="utf-8").splitlines()
+    icd_cn = next(line.split(",")[0] for line in rows if line[0].isalpha() and not line.startswith("source"))
     collection = {"resourceType": "Bundle", "type": "collection", "identifier": {"system": "urn:example:feed", "value": "42"},
                   "entry": [
                       {"fullUrl": "http://other.example/fhir/Patient/x1", "resource": {
