@@ -93,10 +93,13 @@ def traced(conversion: Conversion, source: Source, base_url: str) -> dict[str, A
                if (e.get("request") or {}).get("method") in ("POST", "PUT") and e.get("fullUrl")
                and (e.get("resource") or {}).get("resourceType") != "Bundle"]
     binary_url = f"urn:uuid:{uuid.uuid4()}"
-    entries.append({"fullUrl": binary_url, "request": {"method": "POST", "url": "Binary"}, "resource": {
-        "resourceType": "Binary", "contentType": conversion.content_type,
-        "data": base64.b64encode(conversion.original).decode("ascii"),
-        "meta": {"source": origin}}})
+    binary: dict[str, Any] = {"resourceType": "Binary", "contentType": conversion.content_type,
+                              "data": base64.b64encode(conversion.original).decode("ascii"), "meta": {"source": origin}}
+    patient_url = next((e["fullUrl"] for e in entries if (e.get("resource") or {}).get("resourceType") == "Patient"
+                        and e.get("fullUrl")), None)
+    if patient_url:  # the original is the patient's data: released only as the gate allows for that patient
+        binary["securityContext"] = {"reference": patient_url}
+    entries.append({"fullUrl": binary_url, "request": {"method": "POST", "url": "Binary"}, "resource": binary})
     if targets:
         agents: list[dict[str, Any]] = [{
             "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",

@@ -72,6 +72,8 @@ def test_applied_once_traced_and_sealed(app) -> None:  # type: ignore[no-untyped
     assert provenance["agent"][0]["who"] == {"reference": "Organization/ha-queen-mary"}
     assert base64.b64decode(binary["data"]) == ORIGINAL
     assert binary["meta"]["source"] == "http://testserver/fhir/Organization/ha-queen-mary"
+    patient_id = next(w for w in first.written if w.startswith("Patient/")).split("/")[1]
+    assert binary["securityContext"] == {"reference": f"Patient/{patient_id}"}  # gated as the patient's data
     with app.state.engine.connect() as conn:
         stored = conn.execute(select(ResourceRow.content).where(ResourceRow.res_id == binary_id)).scalar_one()
     assert base64.b64decode(binary["data"]) != stored["data"].encode() and "A1234563" not in str(stored)
@@ -166,3 +168,14 @@ def test_routes_refuse_what_they_cannot_take(client) -> None:  # type: ignore[no
                                                                           "Authorization": ""})
     assert anonymous.status_code == 401
     assert client.get("/ingest/jobs/nope").status_code == 404
+
+
+def test_the_original_is_released_only_as_the_patients_data(app, anonymous_client) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import issue_token
+
+    applied = _receiver(app).apply_one(conversion("MSG-GATE"))
+    binary = next(w for w in applied.written if w.startswith("Binary/")).split("/_history")[0]
+    holder = {"Authorization": f"Bearer {issue_token(app, institution='ha-queen-mary')}"}
+    stranger = {"Authorization": f"Bearer {issue_token(app, institution='hku-szh')}"}
+    assert anonymous_client.get(f"/fhir/{binary}", headers=holder).status_code == 200
+    assert anonymous_client.get(f"/fhir/{binary}", headers=stranger).status_code == 404  # no consent: as if absent
