@@ -171,7 +171,7 @@ class FhirRepository:
             ).all()
             opened = [(pk, crypto.vault().reveal(content) if res_type in SEALED_TYPES else content)
                       for pk, res_type, deleted, content in rows if not deleted and content is not None]
-            decisions = decide_many(self._gate, self.context, [content for _, content in opened])
+            decisions = decide_many(self._gate, self.context, [self._gated_as(content) for _, content in opened])
             allowed.update(pk for (pk, _), decision in zip(opened, decisions, strict=True)
                            if decision.outcome is not Release.DENY)
         return [pk for pk in pks if pk in allowed]
@@ -185,7 +185,8 @@ class FhirRepository:
         masked copy where it masks); the gate decides them together."""
         opened = [replace(s, content=crypto.vault().reveal(s.content))
                   if s.content is not None and s.resource_type in SEALED_TYPES else s for s in items]
-        decisions = iter(decide_many(self._gate, self.context, [s.content for s in opened if s.content is not None]))
+        decisions = iter(decide_many(self._gate, self.context,
+                                     [self._gated_as(s.content) for s in opened if s.content is not None]))
         released = []
         for stored in opened:
             if stored.content is not None:  # a tombstone carries no clinical content
@@ -198,6 +199,21 @@ class FhirRepository:
                 self.audit.touched(stored)
             released.append(stored)
         return released
+
+    def _gated_as(self, content: dict[str, Any]) -> dict[str, Any]:
+        """What the gate decides on for ``content``: itself, except a Binary whose
+        securityContext names another resource (an MHD document's DocumentReference): access
+        to it is access to that resource (R4 Binary.securityContext)."""
+        if content.get("resourceType") != "Binary":
+            return content
+        reference = ((content.get("securityContext") or {}).get("reference") or "")
+        resource_type, _, resource_id = reference.partition("/")
+        if not resource_id or resource_type in ("Patient", "Binary") or "/" in resource_id:
+            return content
+        row = self._row(resource_type, resource_id)
+        if row is None or row.deleted or row.content is None:
+            return content
+        return crypto.vault().reveal(row.content) if resource_type in SEALED_TYPES else row.content
 
     def _release_written(self, stored: StoredResource) -> StoredResource:
         """A write succeeds even if its writer may not see the result; then no content is returned."""
