@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import base64
 
-from tests.consent.test_gate_rest import _as, _consent, _grant, operator
 from fhir_exchange.institutions.registry import load_registry
+from tests.consent.test_gate_rest import _as, _consent, _grant, operator
 
 PDF = b"%PDF-1.4\n% discharge summary of CHAN Tai Man\n"
 
