@@ -132,13 +132,15 @@ class ClaimService:
 
     # --- what may be spent -------------------------------------------------------------------
 
-    def allowance(self, account: VoucherAccount | None, eligibility: Eligibility) -> Allowance:
+    def allowance(self, account: VoucherAccount | None, eligibility: Eligibility, *, credited: bool = False) -> Allowance:
         """What the person may spend on this service, counting the year's credit if it is still
-        due (so an eligibility check shows what a claim would find). Reads only."""
+        due (so an eligibility check shows what a claim would find; ``credited``: the caller has
+        just made sure of it). Reads only."""
         balance = account.balance if account else ZERO
         reward_balance = account.reward_balance if account else ZERO
         due = ZERO
-        if account is None or not self.ledger.has_entry(account.pk, "annual-credit", str(self.today.year)):
+        if not credited and (account is None
+                             or not self.ledger.has_entry(account.pk, "annual-credit", str(self.today.year))):
             new_year = date(self.today.year, 1, 1)
             due = annual_credit(balance, reward_balance, self.rules.require("annual-amount", new_year).amount(),
                                 self.rules.require("accumulation-limit", new_year).amount())
@@ -190,7 +192,7 @@ class ClaimService:
         account, _ = self.ledger.open(eligibility.document.person_key(), eligibility.document.kind, self.now)
         self.ledger.link_patient(account, request.patient_id, self.now)
         ensure_annual_credit(self.ledger, account, self.rules, self.today.year, self.now)
-        allowance = self.allowance(account, eligibility)
+        allowance = self.allowance(account, eligibility, credited=True)
         approved = min(claimed_hkd, allowance.available)
         claim.account_pk = account.pk
         claim.approved_hkd = approved
