@@ -11,6 +11,10 @@ Then the terminology section (``bench/terminology_bench.py``): loading a generat
 200,000 concepts with ``baylink terminology load``, ``ValueSet/$expand?filter=`` over HTTP, and the
 in-process ``translate()`` / ``display()`` API, each on a database of its own.
 
+Then the voucher section (``bench/voucher_bench.py``, ``--only voucher``): ``POST /vouchers/claims``
+claims/s and p50/p95 against a real server, one at a time and from 8 clients at once (over many accounts,
+and on one account's row lock), beside the in-process floor (``ClaimService.submit`` alone).
+
 Usage: ``python bench/run.py [--only fhir|terminology] [--resources 100000] [--bundles 50] [--requests 300]
 [--concepts 200000] [--map-rows 50000] [--term-requests 100] [--backends sqlite,postgresql]``
 PostgreSQL: ``BAYLINK_BENCH_POSTGRES_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``);
@@ -215,7 +219,7 @@ def run_terminology(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--only", choices=("fhir", "terminology", "matching"), help="run one section (default: all)")
+    parser.add_argument("--only", choices=("fhir", "terminology", "matching", "voucher"), help="run one section (default: all)")
     parser.add_argument("--persons", type=int, default=1500, help="matching: generated cross-border persons")
     parser.add_argument("--resources", type=int, default=100_000)
     parser.add_argument("--bundles", type=int, default=50)
@@ -225,6 +229,7 @@ def main() -> None:
     parser.add_argument("--term-requests", type=int, default=100, help="terminology: $expand requests per filter")
     parser.add_argument("--api-calls", type=int, default=500_000, help="terminology: warm translate()/display() calls")
     parser.add_argument("--api-cold-calls", type=int, default=1000, help="terminology: cold (uncached) calls")
+    parser.add_argument("--voucher-claims", type=int, default=300, help="voucher: claims per measurement")
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
     cpu = platform.processor() or platform.machine()
@@ -240,6 +245,11 @@ def main() -> None:
 
         print("\n## Cross-border patient matching\n")
         print(table(evaluate(*generate(args.persons, seed=7))))
+    if args.only in (None, "voucher"):
+        import voucher_bench
+
+        print("\n## Elderly Health Care Voucher claims\n")
+        print(voucher_bench.table(voucher_bench.run(args.backends.split(","), args.voucher_claims)))
     # Other work on the machine skews every figure: the load average says whether there was any.
     print(f"\nMachine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}; "
           f"load average (1 min) {load_before:.2f} before the run, {os.getloadavg()[0]:.2f} after\n")
