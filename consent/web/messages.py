@@ -127,6 +127,7 @@ CATALOG: dict[str, tuple[str, str, str]] = {
     "col_what": ("What", "甚麼", "什么"),
     "col_why": ("Why", "原因", "原因"),
     "emergency": ("Emergency access", "緊急查閱", "紧急查阅"),
+    "refused": ("Refused: no consent", "已拒絕：未獲同意", "已拒绝：未获同意"),
     "you": ("You (consent page)", "你（同意書頁面）", "你（同意书页面）"),
     "action_R": ("read", "查閱", "查阅"),
     "action_E": ("searched", "搜尋", "搜索"),

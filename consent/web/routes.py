@@ -397,6 +397,7 @@ def _access_rows(events: list[dict[str, Any]], institutions: dict[str, dict[str,
             "what": translate(language, f"action_{event.get('action', 'R')}") + (f" ({', '.join(kinds)})" if kinds else ""),
             "why": translate(language, f"purpose_{purpose}"),
             "emergency": purpose == "ETREAT",
+            "refused": event.get("outcome") == "4",
             "reason": reason,
         })
     return rows

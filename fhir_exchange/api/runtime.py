@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_exchange.audit.trail import AuditRecorder, append
 from fhir_exchange.auth.tokens import TokenSigner
+from fhir_exchange.errors import FhirError
 from fhir_exchange.ports import ReleaseGate, RequestContext, WriteRule
 from fhir_exchange.service import FhirService, ServiceConfig
 from fhir_exchange.store.repository import FhirRepository
@@ -52,22 +53,37 @@ class UnitOfWork:
     @contextmanager
     def transaction(self, interaction: str, query: str | None = None) -> Iterator[FhirService]:
         """``interaction`` (a restful-interaction code) and ``query`` go into the AuditEvent
-        written, before commit, if the request touched any patient's data."""
-        with self.runtime.sessions() as session, session.begin():
-            self.session = session
-            repository = FhirRepository(
-                session, self.context, self.runtime.gate,
-                base_urls=(self.base_url,), max_search_results=self.runtime.max_search_results,
-                write_rules=self.runtime.write_rules,
-            )
-            recorder = AuditRecorder(self.context, interaction, query)
-            repository.audit = recorder
-            yield FhirService(repository, self.base_url, self.runtime.config)
-            event = recorder.event()
-            if event is not None:
-                stored = append(repository, event)
-                for listener in self.runtime.audit_listeners:
-                    listener(session, stored.content or event)
+        written, before commit, if the request touched any patient's data. What the gate
+        withheld is audited too (outcome 4) — even when the request then fails (a withheld
+        read answers 404): that record is written in a transaction of its own."""
+        recorder = AuditRecorder(self.context, interaction, query)
+        try:
+            with self.runtime.sessions() as session, session.begin():
+                self.session = session
+                repository = self._repository(session)
+                repository.audit = recorder
+                yield FhirService(repository, self.base_url, self.runtime.config)
+                event = recorder.event()
+                if event is not None:
+                    stored = append(repository, event)
+                    for listener in self.runtime.audit_listeners:
+                        listener(session, stored.content or event)
+                refusal = recorder.refusal_event()
+                if refusal is not None:
+                    append(repository, refusal)
+        except FhirError:
+            refusal = recorder.refusal_event()
+            if refusal is not None:
+                with self.runtime.sessions() as session, session.begin():
+                    append(self._repository(session), refusal)
+            raise
+
+    def _repository(self, session: Session) -> FhirRepository:
+        return FhirRepository(
+            session, self.context, self.runtime.gate,
+            base_urls=(self.base_url,), max_search_results=self.runtime.max_search_results,
+            write_rules=self.runtime.write_rules,
+        )
 
 
 def base_url_of(request: Request, runtime: FhirRuntime) -> str:

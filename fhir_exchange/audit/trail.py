@@ -84,6 +84,23 @@ class AuditRecorder:
     query: str | None = None
     entities: dict[tuple[str, str], int | None] = field(default_factory=dict)
     patients: set[str] = field(default_factory=set)
+    # what the release gate withheld: recorded too (outcome 4), so that the patient's access log
+    # shows attempts that were refused, not only releases
+    refused_entities: dict[tuple[str, str], int | None] = field(default_factory=dict)
+    refused_patients: set[str] = field(default_factory=set)
+
+    def refused(self, stored: StoredResource) -> None:
+        if stored.resource_type == "AuditEvent":
+            return
+        self.refused_entities[(stored.resource_type, stored.id)] = stored.version_id
+        self.refused_patients |= patients_of(stored.resource_type, stored.id, stored.content)
+
+    def refusal_event(self, moment: datetime | None = None) -> dict[str, Any] | None:
+        """The AuditEvent for what the gate withheld (outcome 4, minor failure); None if nothing
+        of a patient's was withheld."""
+        if not self.refused_patients:
+            return None
+        return self._event(self.refused_entities, self.refused_patients, "4", "withheld by the release gate", moment)
 
     def touched(self, stored: StoredResource) -> None:
         if stored.resource_type == "AuditEvent":
@@ -99,6 +116,10 @@ class AuditRecorder:
         """The AuditEvent for what was recorded; None if no patient's data was touched."""
         if not self.patients:
             return None
+        return self._event(self.entities, self.patients, "0", None, moment)
+
+    def _event(self, touched: dict[tuple[str, str], int | None], patients: set[str], outcome: str,
+               description: str | None, moment: datetime | None) -> dict[str, Any]:
         context = self.context
         action = ACTIONS.get(self.interaction, "E")
         agents: list[dict[str, Any]] = [{
@@ -126,9 +147,9 @@ class AuditRecorder:
             {"what": {"reference": f"Patient/{patient}"},
              "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
              "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}}
-            for patient in sorted(self.patients)
+            for patient in sorted(patients)
         ]
-        for (resource_type, resource_id), version in self.entities.items():
+        for (resource_type, resource_id), version in touched.items():
             if resource_type == "Patient":
                 continue
             reference = f"{resource_type}/{resource_id}" + (f"/_history/{version}" if version else "")
@@ -163,7 +184,8 @@ class AuditRecorder:
             "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": self.interaction}],
             "action": action,
             "recorded": (moment or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "outcome": "0",
+            "outcome": outcome,
+            **({"outcomeDesc": description} if description else {}),
             "purposeOfEvent": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
                                             "code": context.purpose_of_use}],
                                 **({"text": context.reason} if context.reason else {})}],

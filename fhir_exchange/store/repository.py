@@ -192,6 +192,8 @@ class FhirRepository:
             if stored.content is not None:  # a tombstone carries no clinical content
                 decision = next(decisions)
                 if decision.outcome is Release.DENY:
+                    if self.audit is not None:
+                        self.audit.refused(stored)
                     continue
                 if decision.outcome is Release.PERMIT_WITH_MASKING:
                     stored = replace(stored, content=decision.resource)

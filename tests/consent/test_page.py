@@ -309,9 +309,13 @@ class TestConsents:
         put(app, page, patient("g6", number, "+852 9000 0010"))
         put(app, page, observation("g6-obs", "g6"))
         page.get("/fhir/Observation/g6-obs", headers=_as(app, page, "ha-queen-mary"))
+        assert page.get("/fhir/Observation/g6-obs", headers=_as(app, page, "hku-szh")).status_code == 404
         home = sign_in(app, page, HKID, number, "+852 9000 0010")
         log = home[home.index('id="access"'):]
         assert "Queen Mary Hospital" in log and "read (lab and test results)" in log and "treatment" in log
+        # the refused attempt is there too, marked as such
+        refused = [row for row in log.split("<tr")[1:] if "Refused: no consent" in row]
+        assert len(refused) == 1 and "The University of Hong Kong-Shenzhen Hospital" in refused[0]
         granted = page.post("/consent/grant", data={**GRANT, "csrf": csrf_of(home)})
         mine = granted.text[granted.text.index('id="access"'):]
         assert "You (consent page)" in mine and "added (consents)" in mine and "Organization" not in mine
