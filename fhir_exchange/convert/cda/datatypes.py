@@ -21,7 +21,7 @@ UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\.\d+)?([+-]\d{4})?$")
 UCUM = "http://unitsofmeasure.org"
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
-UNIT_LIKE_UCUM = re.compile(r"^[!-~]+$")  # printable ASCII, no spaces: as UCUM spells units
+UNIT_LIKE_UCUM = re.compile(r"^[!-\]_-~]+$")  # printable ASCII but ^, no spaces: as UCUM spells units
 
 
 # --- time -----------------------------------------------------------------------------------
@@ -285,7 +285,7 @@ def telecom(el: Element) -> dict[str, Any] | None:
     if system is None:
         system, rest = "other", value
     elif system in ("phone", "fax", "email"):
-        rest = rest.strip()
+        rest = rest.strip().lstrip("/") if system == "email" else rest.strip()
     else:
         rest = value
     if not rest:

@@ -52,6 +52,7 @@ CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
+WS_DATA_ELEMENTS = "2.16.156.10011.2.2.1"  # 卫生信息数据元目录
 # WS/T 500 data elements that carry a diagnosis code in their value (西医诊断编码, 中医病名/证候代码).
 WS_DIAGNOSIS_ELEMENTS = ("DE05.01.024.00", "DE05.10.130.00", "DE05.10.172.00")
 
@@ -209,6 +210,14 @@ class Entries:
                           once="planned-observation")
             return
         code = attr(child(el, "code"), "code")
+        if self.ctx.wst500 and attr(child(el, "code"), "codeSystem") == WS_DATA_ELEMENTS:
+            # A WS/T 500 data element: a diagnosis code (西医诊断编码, 中医病名…) is a Condition,
+            # any other element (入院情况, 检验报告结果…) an Observation, whatever the section.
+            if code in WS_DIAGNOSIS_ELEMENTS:
+                self.condition(el)
+            else:
+                self.measurement(el, templates)
+            return
         if templates & ALLERGY_OBSERVATION or self.kind == "allergies":
             self.allergy(el)
         elif templates & PROBLEM_OBSERVATION or (self.kind in ("problems", "diagnoses") and not templates) \

@@ -18,7 +18,7 @@ from fhir_exchange.convert.cda.datatypes import (
     period,
     telecoms,
 )
-from fhir_exchange.convert.cda.tables import value_map
+from fhir_exchange.convert.cda.tables import local_identifier_systems, value_map
 from fhir_exchange.convert.cda.xml import Element, attr, child, children, elements, fail, null, text
 from fhir_exchange.identity.documents import document_for
 
@@ -30,17 +30,20 @@ DOCUMENT_ORDER = ("hkid", "cn-resident-id", "cn-residence-permit", "mo-bir", "cn
                   "cn-exit-entry-permit", "passport")
 
 
-def token(found: dict[str, Any]) -> str | None:
-    """``system|value`` for a search, URL-encoded; None when it cannot be searched safely."""
+def token(found: dict[str, Any], *, matching: bool = False) -> str | None:
+    """``system|value`` for a search, URL-encoded; None when it cannot be searched safely (or,
+    ``matching``, when the system is a per-institution number no one may be matched on)."""
     system, value = found.get("system"), found.get("value")
     if not system or not value or SEARCH_SPECIAL & set(system + value):
+        return None
+    if matching and system in local_identifier_systems():
         return None
     return quote(f"{system}|{value}", safe="")
 
 
 def _conditional_create(resource_type: str, ids: list[dict[str, Any]]) -> dict[str, Any]:
     for found in ids:
-        key = token(found)
+        key = token(found, matching=True)
         if key:
             return {"method": "POST", "url": resource_type, "ifNoneExist": f"identifier={key}"}
     return {"method": "POST", "url": resource_type}
@@ -86,7 +89,7 @@ def _best_identifier(ids: list[dict[str, Any]]) -> dict[str, Any] | None:
             return DOCUMENT_ORDER.index(document.kind)
         return len(DOCUMENT_ORDER) + (0 if found.get("system", "").startswith("urn:oid:") else 1)
 
-    candidates = [found for found in ids if token(found)]
+    candidates = [found for found in ids if token(found, matching=True)]
     return min(candidates, key=rank) if candidates else None
 
 
@@ -147,7 +150,7 @@ def patient(ctx: Context, root: Element) -> str:
         if not is_identity_document(best):
             ctx.warn(f"the patient is matched on {best['system']} (no identity document number in the document)",
                      once="patient-match")
-        request = {"method": "PUT", "url": f"Patient?identifier={token(best)}"}
+        request = {"method": "PUT", "url": f"Patient?identifier={token(best, matching=True)}"}
     ctx.patient = ctx.add(resource, request)
     return ctx.patient
 

@@ -31,6 +31,14 @@ def identifier_systems() -> dict[str, str]:
     return {row["oid"]: row["system"] for row in _rows("identifier-systems.csv")}
 
 
+@cache
+def local_identifier_systems() -> frozenset[str]:
+    """Identifier systems whose OID names a kind of number that every institution assigns on
+    its own (WS/T 500's 住院号, 门诊号, staff numbers…): the same value at two hospitals is
+    two different things, so they are never matched on."""
+    return frozenset(row["system"] for row in _rows("identifier-systems.csv") if row["scope"] == "local")
+
+
 @dataclass(frozen=True, slots=True)
 class SectionKind:
     kind: str
