@@ -164,8 +164,8 @@ def test_lab_report(terms: Terminology) -> None:
     assert conversion.version == "2"
     person = _entry(conversion, "Patient")["resource"]
     assert person["name"] == [{"text": "黄志强"}]
-    assert {
-        k: v for k, v in next(i for i in person["identifier"] if i["system"] == RESIDENT_ID).items() if k != "type"} == {"system": RESIDENT_ID, "value": "440106197007010154"}
+    resident = next(i for i in person["identifier"] if i["system"] == RESIDENT_ID)
+    assert resident["value"] == "440106197007010154"
     assert person["gender"] == "male"
 
     composition = _entry(conversion, "Composition")["resource"]
