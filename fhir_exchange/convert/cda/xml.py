@@ -12,6 +12,7 @@ Security (security-relevant; keep it this way):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from lxml import etree
@@ -36,6 +37,7 @@ def parse(data: bytes) -> Element:
         raise ConversionError("a CDA document is given as bytes", code="AR", element="/")
     if not data.strip():
         raise ConversionError("the document is empty", code="AR", element="/", line=1)
+    _refuse_doctype(bytes(data))
     try:
         tree = etree.fromstring(bytes(data), _parser()).getroottree()
     except etree.XMLSyntaxError as exc:
@@ -53,6 +55,26 @@ def parse(data: bytes) -> Element:
         raise ConversionError(f"not a CDA document: the root element is {what}, not ClinicalDocument in {V3}",
                               code="AR", element=f"/{found}", line=root.sourceline)
     return root
+
+
+_DOCTYPE = re.compile(rb"<!DOCTYPE\b(?P<head>[^\[>]*)(?P<subset>\[.*?\]\s*)?>", re.DOTALL)
+
+
+def _refuse_doctype(data: bytes) -> None:
+    """Before parsing: a DOCTYPE that declares entities or names an external DTD is refused
+    (checked on the bytes, so it does not depend on what the XML library would have done)."""
+    start = data.find(b"<!DOCTYPE")
+    if start < 0:
+        return
+    line = data.count(b"\n", 0, start) + 1
+    match = _DOCTYPE.match(data, start)
+    if match is None:
+        raise ConversionError("the document's DOCTYPE is malformed", code="AR", element="/!DOCTYPE", line=line)
+    head, subset = match.group("head"), match.group("subset") or b""
+    if re.search(rb"\b(SYSTEM|PUBLIC)\b", head) or b"<!ENTITY" in subset or b"%" in subset:
+        raise ConversionError("the document's DOCTYPE declares entities or an external DTD; CDA documents must not "
+                              "(entity expansion and external entities are refused)", code="AR", element="/!DOCTYPE",
+                              line=line)
 
 
 def _refuse_entities(tree: etree._ElementTree) -> None:
