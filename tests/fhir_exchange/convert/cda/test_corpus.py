@@ -106,3 +106,55 @@ def test_the_same_document_twice_is_one_patient_and_one_composition(client, name
     assert client.get("/fhir/Patient").json()["total"] == 1
     assert client.get("/fhir/Composition").json()["total"] == 1
     assert client.get("/fhir/Bundle").json()["total"] == 1
+
+
+def _of_type(conversion: Conversion, resource_type: str) -> list[dict[str, Any]]:
+    return [e["resource"] for e in conversion.bundle["entry"] if e["resource"]["resourceType"] == resource_type]
+
+
+def test_a_non_xml_body_becomes_a_document_reference() -> None:
+    embedded = _convert(shared_path("corpora", "ccda-msconverter", "CDA_with_Embedded_PDF.ccda"))
+    reference = _of_type(embedded, "DocumentReference")[0]
+    attachment = reference["content"][0]["attachment"]
+    assert attachment["contentType"] == "application/pdf"
+    import base64
+
+    assert base64.b64decode(attachment["data"]).startswith(b"%PDF")
+    composition = _of_type(embedded, "Composition")[0]
+    assert composition["section"][0]["entry"][0]["reference"] == next(
+        e["fullUrl"] for e in embedded.bundle["entry"] if e["resource"]["resourceType"] == "DocumentReference")
+    linked = _convert(shared_path("corpora", "ccda-msconverter", "Unstructured_Document_reference.ccda"))
+    assert _of_type(linked, "DocumentReference")[0]["content"][0]["attachment"]["url"] == "UD_sample.pdf"
+
+
+def test_codes_keep_their_original_systems() -> None:
+    conversion = _convert(shared_path("corpora", "ccda-msconverter", "C-CDA_R2-1_CCD.xml.ccda"))
+    systems = {c["system"] for r in _of_type(conversion, "Observation") for c in r["code"].get("coding", [])}
+    assert "http://loinc.org" in systems
+    conditions = _of_type(conversion, "Condition")
+    assert any(c["system"] == "http://snomed.info/sct" for r in conditions for c in r["code"].get("coding", []))
+    vaccines = _of_type(conversion, "Immunization")
+    assert vaccines and all(r["vaccineCode"]["coding"][0]["system"] == "http://hl7.org/fhir/sid/cvx" for r in vaccines)
+    medicines = _of_type(conversion, "MedicationStatement") + _of_type(conversion, "MedicationRequest")
+    assert any(c["system"] == "http://www.nlm.nih.gov/research/umls/rxnorm"
+               for r in medicines for c in r["medicationCodeableConcept"].get("coding", []))
+    allergy = _of_type(conversion, "AllergyIntolerance")[0]
+    assert allergy["patient"]["reference"] == next(
+        e["fullUrl"] for e in conversion.bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+
+
+def test_a_later_version_replaces_the_composition(client) -> None:  # type: ignore[no-untyped-def]
+    path = Path(__file__).with_name("fixtures") / "wst500-lab-report.xml"
+    first = path.read_bytes()
+    second = (first.replace(b'<versionNumber value="2"/>', b'<versionNumber value="3"/>')
+              .replace(b'extension="LAB-2026-004567"/>\n  <code', b'extension="LAB-2026-004567-v3"/>\n  <code')
+              .replace("<title>检验报告</title>".encode(), "<title>检验报告（更正）</title>".encode()))
+    for data in (first, second):
+        conversion = read(data, Source(profile="cn"), terminology=None)
+        _post(client, conversion, path.name)
+    assert conversion.version == "3"
+    compositions = client.get("/fhir/Composition").json()
+    assert compositions["total"] == 1
+    assert compositions["entry"][0]["resource"]["title"] == "检验报告（更正）"
+    assert client.get("/fhir/Bundle").json()["total"] == 2  # each version's document is kept
+    assert client.get("/fhir/Patient").json()["total"] == 1
