@@ -233,3 +233,18 @@ def test_mutated_documents_convert_or_fail_cleanly(data: bytes) -> None:
 def test_random_bytes_fail_cleanly(data: bytes) -> None:
     with pytest.raises(ConversionError):
         read(data, Source(), terminology=None)
+
+
+def test_an_hkid_is_matched_on_in_canonical_form() -> None:
+    target = """<recordTarget><patientRole><id root="2.16.840.1.113883.19.5.1" extension="HN001"/>
+      <id root="2.999.344.1" extension="a1234563"/><patient>
+      <name use="IDE">陳大文</name><name use="ABC"><family>CHAN</family><given>Tai Man</given></name>
+      </patient></patientRole></recordTarget>"""
+    document = MINIMAL.format(record_target=target, body="").replace("<title>", '<languageCode code="zh-HK"/><title>')
+    conversion = read(document.encode(), Source(profile="hk"), terminology=None)
+    patient = next(e for e in conversion.bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    assert patient["request"]["url"] == "Patient?identifier=http%3A%2F%2Fbaylink.example.org%2Ffhir%2Fsid%2Fhkid%7CA123456%283%29"
+    names = patient["resource"]["name"]
+    assert names[0]["text"] == "陳大文" and names[0]["extension"][0]["valueCode"] == "IDE"
+    assert names[1]["family"] == "CHAN" and names[1]["given"] == ["Tai Man"]
+    assert patient["resource"]["language"] == "zh-HK"
