@@ -57,7 +57,7 @@ def test_an_oru_over_http_is_stored_once_and_acknowledged(client, app) -> None: 
 def test_a_broken_message_is_refused_with_its_place_and_writes_nothing(client, app) -> None:  # type: ignore[no-untyped-def]
     good = _message("ORU-R01-01.hl7").replace(b"\n", b"\r")
     without_patient_ids = b"\r".join(  # PID-2 and PID-3 emptied: nobody to file the results under
-        segment if not segment.startswith(b"PID") else b"|".join(segment.split(b"|")[:2] + [b"", b""] + segment.split(b"|")[4:])
+        segment if not segment.startswith(b"PID") else b"|".join([*segment.split(b"|")[:2], b"", b"", *segment.split(b"|")[4:]])
         for segment in good.split(b"\r"))
     refused = client.post("/ingest/hl7v2", content=without_patient_ids, headers=_headers(app))
     assert refused.status_code == 200
