@@ -250,8 +250,17 @@ def claim_request_from_json(body: dict[str, Any], rules: Rules) -> ClaimRequest:
     )
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """A JSON object, or an empty one for anything else (the field is then reported missing)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _first(value: Any) -> dict[str, Any]:
+    return _dict(value[0]) if isinstance(value, list) and value else {}
+
+
 def _code_of(concept: Any, rules: Rules, field_name: str) -> str:
-    codings = (concept or {}).get("coding") or [] if isinstance(concept, dict) else []
+    codings = [c for c in _dict(concept).get("coding") or [] if isinstance(c, dict)]
     code = next((c.get("code") for c in codings if c.get("system") == rules.service_type_system), None)
     if code is None:
         code = next((c.get("code") for c in codings if c.get("code") in rules.service_types), None)
@@ -259,14 +268,13 @@ def _code_of(concept: Any, rules: Rules, field_name: str) -> str:
 
 
 def claim_request_from_fhir(body: dict[str, Any], rules: Rules) -> ClaimRequest:
-    items = body.get("item") or []
-    if not items or not isinstance(items[0], dict):
+    item = _first(body.get("item"))
+    if not item:
         raise InvalidRequest("Claim.item is required: one item with productOrService, servicedDate and net",
                              expression=("Claim.item",))
-    item = items[0]
-    money = body.get("total") or item.get("net") or {}
-    day = item.get("servicedDate") or (body.get("billablePeriod") or {}).get("start")
-    patient = parse_reference((body.get("patient") or {}).get("reference"), "Patient", "Claim.patient")
+    money = _dict(body.get("total")) or _dict(item.get("net"))
+    day = item.get("servicedDate") or _dict(body.get("billablePeriod")).get("start")
+    patient = parse_reference(_dict(body.get("patient")).get("reference"), "Patient", "Claim.patient")
     assert patient is not None
     return ClaimRequest(
         patient_id=patient,
@@ -274,7 +282,7 @@ def claim_request_from_fhir(body: dict[str, Any], rules: Rules) -> ClaimRequest:
         service_date=parse_day(day[:10] if isinstance(day, str) else day, "Claim.item[0].servicedDate"),
         amount=parse_amount(money.get("value"), "Claim.total.value"),
         currency=parse_currency(money.get("currency", "HKD"), "Claim.total.currency"),
-        location=parse_reference(((body.get("facility") or item.get("locationReference") or {}).get("reference")),
+        location=parse_reference((_dict(body.get("facility")) or _dict(item.get("locationReference"))).get("reference"),
                                  "Location", "Claim.facility", required=False),
     )
 
@@ -317,14 +325,14 @@ def eligibility_fhir(request: Request, uow: UnitOfWorkDep, runtime: RuntimeDep, 
     facility Location) answered with a CoverageEligibilityResponse."""
     if body.get("resourceType") != "CoverageEligibilityRequest":
         raise InvalidRequest("the body must be a CoverageEligibilityRequest", expression=("resourceType",))
-    patient_id = parse_reference((body.get("patient") or {}).get("reference"), "Patient", "CoverageEligibilityRequest.patient")
+    patient_id = parse_reference(_dict(body.get("patient")).get("reference"), "Patient",
+                                 "CoverageEligibilityRequest.patient")
     assert patient_id is not None
     served = body.get("servicedDate")
     day = parse_day(served, "CoverageEligibilityRequest.servicedDate") if served else hong_kong_day(runtime.clock())
-    items = body.get("item") or [{}]
-    service_type = _code_of(items[0].get("productOrService") if isinstance(items[0], dict) else None, runtime.rules,
+    service_type = _code_of(_first(body.get("item")).get("productOrService"), runtime.rules,
                             "CoverageEligibilityRequest.item[0].productOrService")
-    location_id = parse_reference((body.get("facility") or {}).get("reference"), "Location",
+    location_id = parse_reference(_dict(body.get("facility")).get("reference"), "Location",
                                   "CoverageEligibilityRequest.facility", required=False)
     result, allowance, institution, now = _eligibility(uow, runtime, "$eligibility", patient_id, day, service_type,
                                                        location_id)

@@ -191,13 +191,16 @@ def _service_point_checks(point: ServicePoint | None, reference: str, service_ty
     return checks
 
 
-def parse_reference(value: str | None, resource_type: str, field_name: str, *, required: bool = True) -> str | None:
+def parse_reference(value: Any, resource_type: str, field_name: str, *, required: bool = True) -> str | None:
     """The id in ``Type/id`` (or a bare id); 400 naming the field otherwise."""
-    if not value:
+    if value is None or value == "":
         if required:
             raise InvalidRequest(f"{field_name} is required: a {resource_type} reference, {resource_type}/<id>",
                                  expression=(field_name,))
         return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{field_name} must be a {resource_type} reference written {resource_type}/<id>",
+                             expression=(field_name,))
     ident = value.removeprefix(f"{resource_type}/")
     if "/" in ident or not _ID.match(ident):
         raise InvalidRequest(f"{field_name} '{value}' is not a {resource_type} reference ({resource_type}/<id>)",

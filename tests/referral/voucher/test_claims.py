@@ -206,6 +206,8 @@ def test_who_may_claim(app, client, anonymous_client) -> None:  # type: ignore[n
 @pytest.mark.parametrize(("change", "field", "status"), [
     ({"patient": None}, "patient", 400),
     ({"patient": "Practitioner/x"}, "patient", 400),
+    ({"patient": {"reference": "Patient/p1"}}, "patient", 400),
+    ({"location": 5}, "location", 400),
     ({"amount": "12.345"}, "amount", 400),
     ({"amount": 12.345}, "amount", 400),
     ({"amount": "-5"}, "amount", 400),
@@ -228,3 +230,24 @@ def test_a_body_that_is_not_json(app, client) -> None:  # type: ignore[no-untype
     response = client.post("/vouchers/claims", content=b"{not json", headers={**headers(app, SZH),
                                                                            "Content-Type": "application/json"})
     assert response.status_code == 400 and "not valid JSON" in outcome_of(response)["diagnostics"]
+
+
+SERVICE = {"coding": [{"code": "consultation"}]}
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"patient": "Patient/p1", "item": [{"servicedDate": "2026-11-01", "productOrService": SERVICE}]}, "Claim.patient"),
+    ({"patient": {"reference": "Patient/p1"}, "item": {"servicedDate": "2026-11-01"}}, "Claim.item"),
+    ({"patient": {"reference": "Patient/p1"}, "total": 5, "item": [{"servicedDate": "2026-11-01", "productOrService": SERVICE}]},
+     "Claim.total.value"),
+    ({"patient": {"reference": "Patient/p1"}, "item": [{"servicedDate": "2026-11-01", "net": {"value": 5}}]},
+     "Claim.item[0].productOrService"),
+])
+def test_malformed_fhir_claims_are_400s(app, client, body, field) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/vouchers/claims", json={"resourceType": "Claim", **body}, headers=headers(app, SZH))
+    assert response.status_code == 400, response.text
+    assert outcome_of(response)["expression"] == [field]
+    malformed = {"resourceType": "CoverageEligibilityRequest", "patient": {"reference": "Patient/p1"}, "item": {"x": 1}}
+    response = client.post("/vouchers/$eligibility", json=malformed, headers=headers(app, SZH))
+    assert response.status_code == 400
+    assert outcome_of(response)["expression"] == ["CoverageEligibilityRequest.item[0].productOrService"]
