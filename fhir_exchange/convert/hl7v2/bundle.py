@@ -55,6 +55,9 @@ class BundleBuilder:
     def existing(self, key: str) -> dict[str, Any] | None:
         return self._keys.get(key)
 
+    def resource(self, full_url: str) -> dict[str, Any]:
+        return next(e["resource"] for e in self.entries if e["fullUrl"] == full_url)
+
     def post(self, resource: dict[str, Any]) -> str:
         return self._add(resource, {"method": "POST", "url": resource["resourceType"]})["fullUrl"]
 

@@ -5,10 +5,12 @@ split, because in Big5 and GBK the second byte of a Chinese character may be ``|
 The rules, in order:
 1. A byte-order mark says UTF-8 / UTF-16 and wins.
 2. MSH-18 (table 0211: ``UNICODE UTF-8``, ``GB 18030-2000``, ``BIG-5``, ``8859/1`` …) is
-   honoured. It is read from the first segment decoded byte for byte (its delimiters are
-   ASCII, and the fields before it are normally ASCII too). Big5 is read as Big5-HKSCS (a superset that
-   holds the Hong Kong characters). Bytes the declared set cannot decode are rejected (AR),
-   naming MSH-18: a wrong declaration is the sender's to fix, and guessing would risk mojibake.
+   honoured. To find it, the first segment is decoded with each candidate set (UTF-8, the
+   profile's, Big5-HKSCS, GB18030, finally byte for byte) until one names itself in MSH-18:
+   MSH-4 may hold a hospital's Chinese name whose Big5 bytes contain ``|``, so the field cannot
+   be counted in raw bytes. Big5 is read as Big5-HKSCS (a superset that holds the Hong Kong
+   characters). Bytes the declared set cannot decode are rejected (AR), naming MSH-18: a wrong
+   declaration is the sender's to fix, and guessing would risk mojibake.
 3. Without MSH-18, valid UTF-8 (ASCII included) is UTF-8.
 4. Otherwise the profile's undeclared sets are tried in turn — GB18030 for the mainland and
    international senders (mainland systems often send GB18030/GBK with no MSH-18), Big5-HKSCS
@@ -92,6 +94,18 @@ def _undecodable(data: bytes, codec: str, error: UnicodeDecodeError, why: str) -
         segment=segment, sequence=sequence, field=field or None)
 
 
+def _declaration(header: bytes, undeclared: tuple[str, ...]) -> str | None:
+    """MSH-18 as the first segment declares it, read in the character set it declares."""
+    for codec in dict.fromkeys(("utf-8", *undeclared, "big5hkscs", "gb18030")):
+        try:
+            declared = _declared_charset(header.decode(codec))
+        except UnicodeDecodeError:
+            continue
+        if declared is not None and codec_for(declared) == codec:
+            return declared
+    return _declared_charset(header.decode("latin-1"))
+
+
 def decode(data: bytes, undeclared: tuple[str, ...] = ("gb18030",)) -> Decoded:
     if data.startswith(UTF8_BOM):
         data = data[len(UTF8_BOM):]
@@ -108,7 +122,7 @@ def decode(data: bytes, undeclared: tuple[str, ...] = ("gb18030",)) -> Decoded:
                                   code="AR", hl7_error="102") from None
         return Decoded(text, "utf-16", _declared_charset(_first_segment(text.encode("utf-8")).decode("utf-8")))
 
-    declared = _declared_charset(_first_segment(data).decode("latin-1"))
+    declared = _declaration(_first_segment(data), undeclared)
     if declared is not None:
         codec = codec_for(declared)
         if codec is None:

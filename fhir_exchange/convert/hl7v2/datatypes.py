@@ -166,10 +166,13 @@ class Types:
 
     # --- codes -----------------------------------------------------------------------------------
 
-    def coding(self, code: str, display: str, system_name: str, context: str | None = None) -> dict[str, Any] | None:
+    def coding(self, code: str, display: str, system_name: str, context: str | None = None,
+               table: str | None = None) -> dict[str, Any] | None:
         code, display = code.strip(), display.strip()
         if not code:
             return None
+        if table and not system_name.strip():
+            system_name = f"HL7{table}"
         system = self.profile.coding_system(system_name, context)
         if system is None:
             system = self.local_system("code", system_name.strip() or "unnamed")
@@ -178,13 +181,16 @@ class Types:
             coding["display"] = display
         return coding
 
-    def codeable(self, rep: Rep, context: str | None = None, *, text: str = "") -> dict[str, Any] | None:
+    def codeable(self, rep: Rep, context: str | None = None, *, text: str = "", table: str | None = None
+                 ) -> dict[str, Any] | None:
         """CE/CWE/CNE: the primary and alternate codings, the original text (CWE-9, else the
-        first display), and the shared codings the terminology maps each to."""
+        first display), and the shared codings the terminology maps each to. A code sent with
+        no coding system is read in the field's HL7 table (``table``) when it has one, else in
+        the flavour's local table for the ``context``."""
         if not rep:
             return {"text": text} if text.strip() else None
-        codings = [c for c in (self.coding(rep.c(1), rep.c(2), rep.c(3), context),
-                               self.coding(rep.c(4), rep.c(5), rep.c(6), context)) if c]
+        codings = [c for c in (self.coding(rep.c(1), rep.c(2), rep.c(3), context, table),
+                               self.coding(rep.c(4), rep.c(5), rep.c(6), context, table)) if c]
         original = rep.c(9) or rep.c(2) or rep.c(5) or text.strip()
         if not codings and not original:
             original = rep.c(1)

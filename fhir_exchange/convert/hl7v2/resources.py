@@ -133,6 +133,8 @@ class Converter:
         self.seen: set[str] = set()
         self._sender: str | None = None
         self._patients: dict[str, PatientHeld] = {}
+        self.report_observations: list[dict[str, Any]] = []
+        self.message_type = message.msh.get(9).upper()
 
     @property
     def warn(self):
@@ -276,11 +278,10 @@ class Converter:
         existing = self.bundle.existing(key)
         if existing is None:
             return self.bundle.put(resource, identifiers)
-        if merge:
+        if merge:  # the bundle's resource takes the later content (callers use bundle.resource(ref))
+            meta = existing["resource"].get("meta")
             existing["resource"].clear()
-            existing["resource"].update(resource)
-            resource.clear()
-            resource.update(existing["resource"])
+            existing["resource"].update({**resource, "meta": meta})
             return existing["fullUrl"]
         if synthetic:
             for occurrence in range(2, 10_000):
@@ -552,7 +553,7 @@ class Converter:
             encounter["location"] = locations
         encounter["serviceProvider"] = {"reference": self.sender()}
         ref = self.keyed(encounter, identifiers[:1], merge=True)
-        self.encounter = Held(ref, encounter)
+        self.encounter = Held(ref, self.bundle.resource(ref))
         self.last = None
 
     def on_PV2(self, segment: Segment) -> None:
@@ -566,7 +567,8 @@ class Converter:
 
     def _allergy(self, segment: Segment, type_number: int, code_number: int, severity_number: int, reaction_number: int,
                  date_number: int, action: str, identifier_number: int | None) -> None:
-        substance = self.types.codeable(segment.rep(code_number), "medication")
+        drug = COMMON["allergy_type"].get(segment.get(type_number).upper(), [None])[0] == "medication"
+        substance = self.types.codeable(segment.rep(code_number), "medication" if drug else None)
         if substance is None:
             self.warn(f"{segment.name}: an allergy without an allergen is not kept")
             return
@@ -602,8 +604,9 @@ class Converter:
                 identifiers = [{"system": self.types.local_system("allergy"), "value": key}]
         if identifiers:
             allergy["identifier"] = identifiers
-        self.last = allergy
-        self.supporting.append(self.keyed(allergy, identifiers, conditional=self.family != "referral", merge=True))
+        ref = self.keyed(allergy, identifiers, conditional=self.family != "referral", merge=True)
+        self.supporting.append(ref)
+        self.last = self.bundle.resource(ref)
 
     def on_AL1(self, segment: Segment) -> None:
         self._allergy(segment, 2, 3, 4, 5, 6, "", None)
@@ -638,7 +641,7 @@ class Converter:
             condition["identifier"] = identifiers
         ref = self.keyed(condition, identifiers, conditional=self.family != "referral", merge=True)
         self.supporting.append(ref)
-        self.last = condition
+        self.last = self.bundle.resource(ref)
         if self.encounter is not None:
             diagnosis: dict[str, Any] = {"condition": {"reference": ref}}
             rank = fhir_number(segment.get(15))
@@ -676,8 +679,7 @@ class Converter:
         identifiers = [i for i in (self.types.ei(segment.rep(4), "problem"),) if i]
         if identifiers:
             condition["identifier"] = identifiers
-        self.keyed(condition, identifiers, merge=True)
-        self.last = condition
+        self.last = self.bundle.resource(self.keyed(condition, identifiers, merge=True))
 
     def on_PR1(self, segment: Segment) -> None:
         code = self.types.codeable(segment.rep(3), "procedure", text=segment.get(4))
@@ -704,8 +706,9 @@ class Converter:
         identifiers = [i for i in (self.types.ei(segment.rep(19), "procedure"),) if i]
         if identifiers:
             procedure["identifier"] = identifiers
-        self.supporting.append(self.keyed(procedure, identifiers, conditional=self.family != "referral", merge=True))
-        self.last = procedure
+        ref = self.keyed(procedure, identifiers, conditional=self.family != "referral", merge=True)
+        self.supporting.append(ref)
+        self.last = self.bundle.resource(ref)
 
     def on_IN1(self, segment: Segment) -> None:
         payor = self.organization(Rep([[segment.get(4) or segment.get(2, 2)], [""], [segment.get(3)], [""], [""],
@@ -736,8 +739,8 @@ class Converter:
             identifiers = [{"system": self.types.local_system("policy"), "value": segment.get(36)}]
             coverage["identifier"] = identifiers
             coverage["subscriberId"] = segment.get(36)
-        self.keyed(coverage, identifiers, conditional=self.family != "referral", merge=True)
-        self.last = coverage
+        self.last = self.bundle.resource(self.keyed(coverage, identifiers, conditional=self.family != "referral",
+                                                    merge=True))
 
     # --- orders, results -----------------------------------------------------------------------
 
@@ -807,6 +810,9 @@ class Converter:
         self.last = request
 
     def _report(self, segment: Segment) -> None:
+        if self.message_type != "OUL":  # OUL sends the specimen before its orders; ORU after its results
+            self.specimen = None
+        self.report_observations = []
         status = COMMON["report_status"].get(segment.get(25).upper(), "unknown")
         code = self.types.codeable(segment.rep(4), "observation")
         if code is None:
@@ -847,14 +853,14 @@ class Converter:
                     identifiers.append(identifier)
         if identifiers:
             specimen["identifier"] = identifiers
-        kind = self.types.codeable(segment.rep(4))
+        kind = self.types.codeable(segment.rep(4), table="0487")
         if kind:
             specimen["type"] = kind
         collection: dict[str, Any] = {}
         collected = self.types.date_time(segment.get(17, 1), "SPM-17")
         if collected:
             collection["collectedDateTime"] = collected
-        site = self.types.codeable(segment.rep(8))
+        site = self.types.codeable(segment.rep(8), table="0163")
         if site:
             collection["bodySite"] = site
         if collection:
@@ -866,6 +872,8 @@ class Converter:
         for held in (self.report, self.request):
             if held is not None:
                 held.resource.setdefault("specimen", []).append({"reference": self.specimen.ref})
+        for observation in self.report_observations:  # ORU: the specimen follows the results it was taken for
+            observation.setdefault("specimen", {"reference": self.specimen.ref})
         self.last = specimen
 
     def on_OBX(self, segment: Segment) -> None:
@@ -932,7 +940,7 @@ class Converter:
                 observation["valueString"] = text
 
     def _observation(self, segment: Segment, value_type: str) -> None:
-        code = self.types.codeable(segment.rep(3), "observation")
+        code = self.types.codeable(segment.rep(3), "observation" if self.family == "result" else None)
         if code is None:
             self.warn("OBX-3: an observation without an identifier is recorded with code text 'observation'")
             code = {"text": "observation"}
@@ -980,6 +988,8 @@ class Converter:
             observation["identifier"] = identifiers
         ref = self.keyed(observation, identifiers, conditional=self.family != "referral", synthetic=True)
         self.last = observation
+        if self.report is not None:
+            self.report_observations.append(observation)
         if self.report is not None:
             self.report.resource.setdefault("result", []).append({"reference": ref})
         elif request is not None and request.resource["resourceType"] == "ServiceRequest":
@@ -1198,8 +1208,8 @@ class Converter:
         self.last = dispense
 
     def on_RXR(self, segment: Segment) -> None:
-        route = self.types.codeable(segment.rep(1))
-        site = self.types.codeable(segment.rep(2))
+        route = self.types.codeable(segment.rep(1), table="0162")
+        site = self.types.codeable(segment.rep(2), table="0163")
         if self.immunization is not None and self.last is self.immunization.resource:
             if route:
                 self.immunization.resource["route"] = route
@@ -1367,10 +1377,10 @@ class Converter:
                                    self.types.ei(segment.rep(1), "appointment", "PLAC")) if i]
         if identifiers:
             appointment["identifier"] = identifiers
-        reason = self.types.codeable(segment.rep(7))
+        reason = self.types.codeable(segment.rep(7), table="0276")
         if reason:
             appointment["reasonCode"] = [reason]
-        kind = self.types.codeable(segment.rep(8))
+        kind = self.types.codeable(segment.rep(8), table="0277")
         if kind:
             appointment["appointmentType"] = kind
         duration = fhir_number(segment.get(9))
@@ -1506,12 +1516,12 @@ class Converter:
         if self.trigger == "I14":
             status = "revoked"
         priority = COMMON["priority"].get(segment.get(2).upper(), "routine")
-        reason = self.types.codeable(segment.rep(10)) or {"text": segment.get(3, 2) or segment.get(3) or "referral"}
+        reason = self.types.codeable(segment.rep(10), table="0336") or {"text": segment.get(3, 2) or segment.get(3) or "referral"}
         referring, referring_organization = self.providers.get("RP", (None, None))
         referred, referred_organization = self.providers.get("RT", (None, None))
         request: dict[str, Any] = {
             "resourceType": "ServiceRequest", "status": status, "intent": "order", "category": [REFERRAL_CATEGORY],
-            "priority": priority, "code": self.types.codeable(segment.rep(3)) or {"text": "referral"},
+            "priority": priority, "code": self.types.codeable(segment.rep(3), table="0281") or {"text": "referral"},
             "subject": self.subject(), "requester": {"reference": referring or self.sender()},
             "reasonCode": [reason]}
         recipient = referred or referred_organization
