@@ -67,6 +67,7 @@ class Receiver:
         self.context = context
         self.base_url = base_url
         self.dispatch = dispatch  # starts a job's processing (Celery, or in-process)
+        self._source: Source | None = None
 
     def _unit(self) -> UnitOfWork:
         return UnitOfWork(self.runtime, self.context, self.base_url)
@@ -84,8 +85,12 @@ class Receiver:
         raise AssertionError("unreachable")
 
     def source(self) -> Source:
-        with self._unit().transaction("read") as service:
-            return source_for(service, self.context.institution)
+        """The sender's flavour (read once per receiver: a registry entry changes rarely, and a
+        listener is restarted when its institution's registration changes)."""
+        if self._source is None:
+            with self._unit().transaction("read") as service:
+                self._source = source_for(service, self.context.institution)
+        return self._source
 
     def hl7v2(self, data: bytes) -> tuple[Header, Received]:
         header = header_of(data)
