@@ -140,3 +140,46 @@ def test_mllp_acknowledges_after_commit_and_a_dropped_connection_loses_nothing(a
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+def test_fuzzed_inputs_never_fail_the_server_nor_write_half(client, app) -> None:  # type: ignore[no-untyped-def]
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    seed = _message("ORU-R01-01.hl7")
+    headers = _headers(app)
+
+    @st.composite
+    def inputs(draw: st.DrawFn) -> bytes:
+        if draw(st.booleans()):
+            return draw(st.binary(max_size=400))
+        data = bytearray(seed)
+        for _ in range(draw(st.integers(1, 6))):
+            position = draw(st.integers(0, len(data) - 1))
+            action = draw(st.sampled_from(("flip", "cut", "insert")))
+            if action == "flip":
+                data[position] = draw(st.integers(0, 255))
+            elif action == "cut":
+                del data[position:position + draw(st.integers(1, 80))]
+            else:
+                data[position:position] = draw(st.sampled_from((b"|", b"^", b"\r", b"~", b"\\", b"\xff", b"MSH|")))
+        return bytes(data)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(inputs())
+    def one(data: bytes) -> None:
+        before = _count(app)
+        with app.state.engine.connect() as conn:
+            inputs_before = conn.execute(select(func.count()).select_from(IngestedInput)).scalar_one()
+        response = client.post("/ingest/hl7v2", content=data, headers=headers)
+        assert response.status_code == 200, response.text[:300]
+        code = _msa(response.text)[1]
+        assert code in ("AA", "AE", "AR")
+        with app.state.engine.connect() as conn:
+            inputs_after = conn.execute(select(func.count()).select_from(IngestedInput)).scalar_one()
+        if code != "AA":
+            assert _count(app) == before and inputs_after == inputs_before  # nothing half-written
+        elif "job" not in response.text and "already received" not in response.text:
+            assert inputs_after == inputs_before + 1  # stored whole, and remembered
+
+    one()
