@@ -38,7 +38,7 @@ from fhir_exchange.store.db import make_engine, make_sessionmaker
 from referral.api import router as referral_router
 from referral.gate import ReferralAddresseeGate
 from referral.rules import ReferralWriteRule
-from referral.voucher.api import VoucherRuntime
+from referral.voucher.api import VoucherRuntime, balance_for
 from referral.voucher.api import router as voucher_router
 
 log = logging.getLogger("baylink")
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None, *, gate: ReleaseGate | None = N
 
     app.state.consent_page = ConsentPage(sessions=sessions, sender=sender, write_rules=write_rules,
                                          development=settings.environment != "production",
-                                         cookie_secure=settings.consent_cookie_secure, kick=kick)
+                                         cookie_secure=settings.consent_cookie_secure, kick=kick, voucher=balance_for)
     app.state.fhir = FhirRuntime(
         sessions=sessions,
         signer=signer,

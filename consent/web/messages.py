@@ -166,6 +166,17 @@ CATALOG: dict[str, tuple[str, str, str]] = {
     "not_found": ("Not found.", "找不到。", "找不到。"),
     "conflict": ("That has already been done.", "此操作已完成。", "此操作已完成。"),
     "institutions_group": ("Institutions", "機構", "机构"),
+    "voucher_title": ("Elderly Health Care Voucher", "長者醫療券", "长者医疗券"),
+    "voucher_balance": ("Balance: {amount}", "餘額：{amount}", "余额：{amount}"),
+    "voucher_recent": ("Recent claims", "最近使用紀錄", "最近使用记录"),
+    "voucher_none": ("No claims yet.", "暫時沒有使用紀錄。", "暂时没有使用记录。"),
+    "voucher_approved": ("approved", "已批核", "已批核"),
+    "voucher_partial": ("partly approved", "部分批核", "部分批核"),
+    "voucher_refused": ("refused", "不獲批核", "未获批核"),
+    "voucher_voided": ("cancelled", "已取消", "已取消"),
+    "voucher_refunded": ("refunded", "已退回", "已退回"),
+    "col_service": ("Service", "服務", "服务"),
+    "col_amount": ("Amount", "金額", "金额"),
     "balance": ("Elderly Health Care Voucher balance", "長者醫療券餘額", "长者医疗券余额"),
 }
 

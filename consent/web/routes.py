@@ -41,7 +41,7 @@ from consent.records import (
     recipient_of,
 )
 from consent.web import signin
-from consent.web.messages import LANGUAGE_NAMES, LANGUAGES, date_time, join, long_date, pick_language, translate
+from consent.web.messages import LANGUAGE_NAMES, LANGUAGES, date_time, join, long_date, money, pick_language, translate
 from fhir_exchange.audit.trail import AuditRecorder, append
 from fhir_exchange.errors import FhirError
 from fhir_exchange.identity.documents import document_for
@@ -87,6 +87,9 @@ class ConsentPage:
     development: bool = False
     cookie_secure: bool = True
     kick: Callable[[], None] = lambda: None  # ask the worker to deliver the outbox now
+    # the Elderly Health Care Voucher balance and recent claims of a person's records, if the
+    # deployment has the voucher (referral.voucher.api.balance_for, passed in by baylink.app)
+    voucher: Callable[[Session, list[str]], tuple[Any, list[dict[str, Any]]]] | None = None
 
 
 def _page(request: Request) -> ConsentPage:
@@ -309,6 +312,7 @@ def home(request: Request, lang: str | None = None) -> Response:
                     {"authority": a, "name": _display_name(p, language),
                      "why": translate(language, a.why, age=age_of_consent(p)) if a.why else ""} for a, p in choices])
         view = _home_view(book, authority, language)
+        view["voucher"] = _voucher_view(_page(request), session, book, authority, language, view)
     response = _render(request, "home.html", language, csrf=row.csrf, **view)
     if lang in LANGUAGES:
         _set_cookie(request, response, LANGUAGE_COOKIE, lang, max_age=365 * 86400)
@@ -429,6 +433,25 @@ def _home_view(book: ConsentBook, authority: Authority, language: str) -> dict[s
         "default_end": date(today.year + 1, today.month, min(today.day, 28)).isoformat(),
         "access": _access_rows(book.access_log(patients), institutions, language),
     }
+
+
+def _voucher_view(page: ConsentPage, session: Session, book: ConsentBook, authority: Authority, language: str,
+                  view: dict[str, Any]) -> dict[str, Any] | None:
+    """The voucher panel: balance in HK$ and the latest claims, in the page's language."""
+    if page.voucher is None:
+        return None
+    balance, claims = page.voucher(session, book.records_of(authority.patient))
+    if balance is None:
+        return None
+    names = dict(view["institutions"])
+    return {"balance": money(language, balance), "claims": [{
+        "date": long_date(language, claim["service_date"]),
+        "institution": names.get(f"Organization/{claim['institution']}", claim["institution"]),
+        "service": claim["service"],
+        "approved": money(language, claim["approved_hkd"]),
+        "outcome": translate(language, "voucher_" + (claim["status"] if claim["status"] in ("voided", "refunded")
+                                                     else claim["outcome"])),
+    } for claim in claims]}
 
 
 # --- changes -----------------------------------------------------------------------------------------
