@@ -45,9 +45,11 @@ def codec_for(declared: str) -> str | None:
     found = COMMON["charsets"].get(name) or COMMON["charsets"].get(name.replace(" ", ""))
     if found:
         return found
+    if not name.isprintable():
+        return None
     try:  # a sender may write the codec's own name ("GB18030", "UTF-8", "Big5")
         return codecs.lookup(name).name
-    except LookupError:
+    except (LookupError, ValueError):
         return None
 
 
@@ -138,14 +140,18 @@ def decode(data: bytes, undeclared: tuple[str, ...] = ("gb18030",)) -> Decoded:
     try:
         return Decoded(data.decode("utf-8"), "utf-8", None)
     except UnicodeDecodeError as error:
-        first_error = error
+        failures = [("UTF-8", error)]
     for codec in undeclared:
         try:
             text = data.decode(codec)
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as error:
+            failures.append((codec.upper(), error))
             continue
         return Decoded(text, codec, None, (
             f"no character set in MSH-18 and the bytes are not UTF-8: read as {codec.upper()}, which decodes every byte; "
             f"the sender should declare it in MSH-18",))
-    raise _undecodable(data, "UTF-8", first_error,
+    # where the flavour's own character set stops: for a mainland message cut inside a character,
+    # the cut, not the first Chinese byte (which is where UTF-8 stops)
+    name, error = failures[1] if len(failures) > 1 else failures[0]
+    raise _undecodable(data, name, error,
                        f"no character set in MSH-18, and the bytes are neither UTF-8 nor {', '.join(undeclared).upper()}")

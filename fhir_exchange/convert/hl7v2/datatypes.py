@@ -50,6 +50,15 @@ def fhir_number(text: str) -> int | float | None:
     return int(text)
 
 
+MAX_INTEGER = 2_147_483_647  # FHIR integer, positiveInt, unsignedInt: 32 bits
+
+
+def fhir_integer(text: str, minimum: int = 0) -> int | None:
+    """A whole number FHIR's integer types can hold (32-bit), at least ``minimum``; else None."""
+    number = fhir_number(text)
+    return number if isinstance(number, int) and minimum <= number <= MAX_INTEGER else None
+
+
 class Types:
     """Converts v2 values for one message: knows its profile (local code systems, identity
     documents), whose identifiers these are (the sender), and collects what it had to drop."""
@@ -153,8 +162,11 @@ class Types:
         return datetime.fromisoformat(value) if value else None
 
     @staticmethod
-    def plus_minutes(value: str, minutes: float) -> str:
-        moment = datetime.fromisoformat(value) + timedelta(minutes=minutes)
+    def plus_minutes(value: str, minutes: float) -> str | None:
+        try:
+            moment = datetime.fromisoformat(value) + timedelta(minutes=minutes)
+        except OverflowError:
+            return None
         offset = moment.utcoffset() or timedelta(0)
         sign = "-" if offset < timedelta(0) else "+"
         total = abs(int(offset.total_seconds())) // 60

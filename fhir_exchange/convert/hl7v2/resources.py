@@ -37,11 +37,12 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from fhir_exchange.convert.base import ConversionError, Source
 from fhir_exchange.convert.hl7v2.bundle import BundleBuilder, identifier_query
-from fhir_exchange.convert.hl7v2.datatypes import V2_0203, Types, fhir_number
+from fhir_exchange.convert.hl7v2.datatypes import MAX_INTEGER, V2_0203, Types, fhir_integer, fhir_number
 from fhir_exchange.convert.hl7v2.message import EMPTY, Message, Rep, Segment
 from fhir_exchange.convert.hl7v2.profiles import Document, Profile
 from fhir_exchange.convert.hl7v2.tables import COMMON, EVENTS
@@ -124,6 +125,9 @@ class Converter:
         self.document: Held | None = None
         self.document_text: list[str] = []
         self.document_attachments: list[dict[str, Any]] = []
+        self.document_title = ""
+        self.appointment_times: dict[str, Any] = {}
+        self.appointments: list[tuple[Held, dict[str, Any]]] = []
         self.appointment: Held | None = None
         self.specimen: Held | None = None
         self.last: dict[str, Any] | None = None
@@ -168,7 +172,8 @@ class Converter:
         self.finish()
 
     def finish(self) -> None:
-        self._finish_appointment()
+        for held, times in self.appointments:
+            self._finish_appointment(held.resource, times)
         if self.document is not None:
             self._finish_document()
         if self.family == "referral":
@@ -405,9 +410,8 @@ class Converter:
         elif segment.get(30).upper() == "N":
             patient["deceasedBoolean"] = False
         if segment.get(24).upper() == "Y":
-            order = fhir_number(segment.get(25))
-            patient["multipleBirthInteger" if isinstance(order, int) else "multipleBirthBoolean"] = (
-                order if isinstance(order, int) else True)
+            order = fhir_integer(segment.get(25), 1)
+            patient["multipleBirthInteger" if order else "multipleBirthBoolean"] = order or True
         key = identifier_query("Patient", query)
         if key in self._patients:  # the same patient again in this message (e.g. A41's groups)
             self.patient = self._patients[key]
@@ -644,8 +648,8 @@ class Converter:
         self.last = self.bundle.resource(ref)
         if self.encounter is not None:
             diagnosis: dict[str, Any] = {"condition": {"reference": ref}}
-            rank = fhir_number(segment.get(15))
-            if isinstance(rank, int) and rank > 0:
+            rank = fhir_integer(segment.get(15), 1)
+            if rank:
                 diagnosis["rank"] = rank
             self.encounter.resource.setdefault("diagnosis", []).append(diagnosis)
 
@@ -1091,7 +1095,7 @@ class Converter:
         end = self.types.date_time(segment.get(8), "TQ1-8")
         priority = COMMON["priority"].get(segment.get(9).upper())
         if self.appointment is not None and start:
-            self.appointment.resource.setdefault("_tq1", (start, end))
+            self.appointment_times.setdefault("tq1", (start, end))
             return
         target = self.medication or self.request
         if target is None:
@@ -1161,8 +1165,8 @@ class Converter:
         quantity = self.types.quantity(segment.get(amount), segment.rep(amount_units))
         if quantity:
             dispense["quantity"] = quantity
-        repeats = fhir_number(segment.get(refills))
-        if isinstance(repeats, int) and repeats >= 0:
+        repeats = fhir_integer(segment.get(refills))
+        if repeats is not None:
             dispense["numberOfRepeatsAllowed"] = repeats
         if dispense:
             request["dispenseRequest"] = {**request.get("dispenseRequest", {}), **dispense}
@@ -1294,6 +1298,8 @@ class Converter:
     # --- documents ---------------------------------------------------------------------------------
 
     def on_TXA(self, segment: Segment) -> None:
+        if self.document is not None:  # a second document in one message: the first is complete
+            self._finish_document()
         kind = segment.rep(2)
         document: dict[str, Any] = {"resourceType": "DocumentReference", "subject": self.subject(), "content": []}
         availability = COMMON["document_availability"].get(segment.get(19).upper())
@@ -1332,10 +1338,8 @@ class Converter:
             context["related"] = [{"reference": r} for r in related]
         if context:
             document["context"] = context
-        title = segment.get(16) or kind.c(2) or kind.c(1)
-        ref = self.keyed(document, [master] if master else [])
-        self.document = Held(ref, document)
-        self.document.resource["_title"] = title or ""
+        self.document_title = segment.get(16) or kind.c(2) or kind.c(1)
+        self.document = Held(self.keyed(document, [master] if master else []), document)
         self.last = document
 
     def _document_content(self, segment: Segment, value_type: str) -> None:
@@ -1350,8 +1354,7 @@ class Converter:
 
     def _finish_document(self) -> None:
         assert self.document is not None
-        document = self.document.resource
-        title = document.pop("_title", "")
+        document, title = self.document.resource, self.document_title
         content = []
         if self.document_text:
             attachment: dict[str, Any] = {"contentType": "text/plain; charset=utf-8",
@@ -1364,10 +1367,12 @@ class Converter:
             content = [{"attachment": {"title": (f"{title}: " if title else "") +
                                        "notification only; the document's content was not sent"}}]
         document["content"] = content
+        self.document, self.document_text, self.document_attachments = None, [], []
 
     # --- scheduling --------------------------------------------------------------------------------
 
     def on_SCH(self, segment: Segment) -> None:
+        self.appointment_times = {}
         status = self.event.get("appointment", "booked")
         filler_status = COMMON["appointment_filler_status"].get(segment.get(25).upper())
         if filler_status and status == "booked":
@@ -1387,27 +1392,28 @@ class Converter:
         unit = segment.get(10).upper()
         if isinstance(duration, int | float) and duration > 0:
             minutes = duration * {"S": 1 / 60, "H": 60, "HR": 60, "HOURS": 60, "D": 1440}.get(unit, 1)
-            if minutes >= 1:
+            if 1 <= minutes <= MAX_INTEGER:
                 appointment["minutesDuration"] = int(minutes)
         timing = segment.rep(11)
         start = self.types.date_time(timing.c(4), "SCH-11.4")
         end = self.types.date_time(timing.c(5), "SCH-11.5")
         if start:
-            appointment["_start"] = (start, end)
+            self.appointment_times["sch"] = (start, end)
         self.appointment = Held(self.keyed(appointment, identifiers[:1]), appointment)
+        self.appointments.append((self.appointment, self.appointment_times))
         self.last = appointment
 
     def _resource_time(self, segment: Segment, start_field: int, offset_field: int, duration_field: int) -> None:
         if self.appointment is None:
             return
         start = self.types.date_time(segment.get(start_field), f"{segment.name}-{start_field}")
-        if start and "T" in start and "_resource" not in self.appointment.resource:
+        if start and "T" in start and "resource" not in self.appointment_times:
             duration = fhir_number(segment.get(duration_field))
             units = segment.get(duration_field + 1).upper()
             minutes = None
-            if isinstance(duration, int | float):
+            if isinstance(duration, int | float) and 0 < duration <= MAX_INTEGER:
                 minutes = duration * {"S": 1 / 60, "SEC": 1 / 60, "H": 60, "HR": 60, "D": 1440}.get(units, 1)
-            self.appointment.resource["_resource"] = (start, minutes)
+            self.appointment_times["resource"] = (start, minutes)
 
     def on_AIS(self, segment: Segment) -> None:
         if self.appointment is None:
@@ -1442,20 +1448,20 @@ class Converter:
                 self._participant({"reference": who})
         self._resource_time(segment, 6, 7, 9)
 
-    def _finish_appointment(self) -> None:
-        if self.appointment is None:
-            return
-        appointment = self.appointment.resource
-        start, end = appointment.pop("_start", (None, None))
-        tq1 = appointment.pop("_tq1", None)
-        resource_time = appointment.pop("_resource", None)
+    def _finish_appointment(self, appointment: dict[str, Any], times: dict[str, Any]) -> None:
+        """Start and end from SCH-11, else TQ1, else the first resource's start and duration
+        (FHIR wants both or neither); the patient as the first participant."""
+        start, end = times.get("sch", (None, None))
+        tq1 = times.get("tq1")
+        resource_time = times.get("resource")
         if tq1 and not start:
             start, end = tq1
         minutes = appointment.get("minutesDuration")
         if resource_time and not start:
             start, resource_minutes = resource_time
             minutes = minutes or resource_minutes
-        if start and "T" in start and (not end or "T" not in end or end < start):
+        if start and "T" in start and (not end or "T" not in end
+                                       or datetime.fromisoformat(end) < datetime.fromisoformat(start)):
             end = self.types.plus_minutes(start, minutes) if minutes else None
         if start and end and "T" in start and "T" in end:
             appointment["start"], appointment["end"] = start, end
