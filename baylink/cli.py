@@ -99,9 +99,13 @@ def mllp(
 def convert(
     paths: Annotated[list[Path], typer.Argument(help="HL7 v2 (.hl7, .txt, batch files) or CDA (.xml, .ccda) files")],
     profile: Annotated[str, typer.Option(help="local flavour: hk, cn, mo, or none")] = "none",
+    to: Annotated[str, typer.Option(help="output format (json: FHIR JSON transaction Bundles)")] = "json",
     out: Annotated[Path | None, typer.Option(help="write the transaction Bundles here (a folder); else stdout")] = None,
 ) -> None:
     """Convert files to FHIR transactions without storing anything, to check a feed."""
+    if to != "json":
+        console.print(f"[red]--to {to}: only json is written (FHIR JSON transaction Bundles)[/red]")
+        raise typer.Exit(2)
     import orjson
     from rich.progress import track
 
