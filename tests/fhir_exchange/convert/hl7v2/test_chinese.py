@@ -36,17 +36,23 @@ HK_LAB = "http://baylink.example.org/fhir/CodeSystem/hk-example-lab"
 CN_DRUG = "http://baylink.example.org/fhir/sid/cn-nhsa-drug"
 HK_DRUG = "http://baylink.example.org/fhir/sid/hk-drug-registration"
 LOCAL = f"http://baylink.example.org/fhir/sid/hl7v2/{TEST_INSTITUTION}"
-STARTER = ("icd10-who.csv", "icd10-cn-clinical.csv", "icd10-cn-to-who.csv", "loinc-common.csv", "cn-example-lab.csv",
-           "cn-example-lab-to-loinc.csv", "hk-example-lab.csv", "hk-example-lab-to-loinc.csv", "atc.csv",
-           "cn-nhsa-drug.csv", "cn-nhsa-drug-to-atc.csv", "hk-drug-registration.csv", "hk-drug-registration-to-atc.csv",
-           "ucum-common.csv", "unit-spellings.csv", "unit-spellings-to-ucum.csv")
+# the starter terminology each message needs (terminology/content/manifest.json)
+UNITS = ("ucum-common.csv", "unit-spellings.csv", "unit-spellings-to-ucum.csv")
+STARTER = {
+    "cn-adt-a01-gb18030.hl7": ("icd10-who.csv", "icd10-cn-clinical.csv", "icd10-cn-to-who.csv", "atc.csv",
+                               "cn-nhsa-drug.csv", "cn-nhsa-drug-to-atc.csv"),
+    "cn-oru-r01-gb18030.hl7": ("loinc-common.csv", "cn-example-lab.csv", "cn-example-lab-to-loinc.csv", *UNITS),
+    "hk-adt-a01-big5hkscs.hl7": ("icd10-who.csv", "atc.csv", "hk-drug-registration.csv", "hk-drug-registration-to-atc.csv"),
+    "hk-oru-r01-utf8.hl7": ("loinc-common.csv", "hk-example-lab.csv", "hk-example-lab-to-loinc.csv", *UNITS),
+}
 
 
 @pytest.fixture
-def terms(app, monkeypatch: pytest.MonkeyPatch) -> Terminology:  # type: ignore[no-untyped-def]
-    """The starter terminology loaded into this test's (emptied) store, answering at once."""
+def terms(app, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Terminology:  # type: ignore[no-untyped-def]
+    """The starter terminology the test's message (the parameter) needs, loaded into this
+    test's emptied store, answering at once (no cache interval)."""
     sessions = app.state.fhir.sessions
-    load_starter(sessions, *STARTER)
+    load_starter(sessions, *STARTER[request.param])
     fresh = Terminology(sessions, check_interval=0)
     monkeypatch.setattr(api, "_default", fresh)
     return fresh
@@ -99,6 +105,7 @@ def test_the_fixtures_carry_valid_identity_numbers() -> None:
     assert hkid_check_character("R", "765432") == "3"
 
 
+@pytest.mark.parametrize("terms", ["cn-adt-a01-gb18030.hl7"], indirect=True)
 def test_mainland_adt_in_gb18030_without_msh18(client, terms) -> None:  # type: ignore[no-untyped-def]
     raw = (FIXTURES / "cn-adt-a01-gb18030.hl7").read_bytes()
     with pytest.raises(UnicodeDecodeError):
@@ -163,6 +170,7 @@ def test_mainland_adt_in_gb18030_without_msh18(client, terms) -> None:  # type: 
     assert found["total"] == 1
 
 
+@pytest.mark.parametrize("terms", ["cn-oru-r01-gb18030.hl7"], indirect=True)
 def test_mainland_oru_in_gb18030_without_msh18(client, terms) -> None:  # type: ignore[no-untyped-def]
     conversion = convert("cn-oru-r01-gb18030.hl7", "cn")
     assert (conversion.event, conversion.message_id) == ("ORU^R01", "GZLIS0000123")
@@ -208,6 +216,7 @@ def test_mainland_oru_in_gb18030_without_msh18(client, terms) -> None:  # type: 
     accepted(client, conversion)
 
 
+@pytest.mark.parametrize("terms", ["hk-adt-a01-big5hkscs.hl7"], indirect=True)
 def test_hong_kong_adt_in_big5_hkscs(client, terms) -> None:  # type: ignore[no-untyped-def]
     raw = (FIXTURES / "hk-adt-a01-big5hkscs.hl7").read_bytes()
     assert "許".encode("big5hkscs") in raw and "許".encode("big5hkscs")[1:] == b"\\"  # the escape character
@@ -245,6 +254,7 @@ def test_hong_kong_adt_in_big5_hkscs(client, terms) -> None:  # type: ignore[no-
     assert found["total"] == 1 and found["entry"][0]["resource"]["name"][0]["text"] == "許大堃"
 
 
+@pytest.mark.parametrize("terms", ["hk-oru-r01-utf8.hl7"], indirect=True)
 def test_hong_kong_oru_in_utf8(client, terms) -> None:  # type: ignore[no-untyped-def]
     conversion = convert("hk-oru-r01-utf8.hl7", "hk")
     assert conversion.warnings == []
