@@ -59,13 +59,22 @@ EMPTY = Rep([])
 class Segment:
     name: str
     sequence: int  # the segment's 1-based position in its message
-    fields: list[list[Rep]]  # fields[n] = the repetitions of field n (fields[0] is the name)
+    raw: list  # type: ignore[type-arg]  # python-hl7's fields (raw[n] is field n)
+    container: hl7.Message  # whose delimiters and escape character unescape the values
+    _fields: dict[int, list[Rep]] = field(default_factory=dict)  # fields read so far, unescaped
 
     def reps(self, number: int) -> list[Rep]:
-        """The non-empty repetitions of a field."""
-        if number < 1 or number >= len(self.fields):
+        """The non-empty repetitions of a field (read, and unescaped, when first asked for)."""
+        if number < 1 or number >= len(self.raw):
             return []
-        return [rep for rep in self.fields[number] if rep]
+        found = self._fields.get(number)
+        if found is None:
+            if self.name == "MSH" and number in (1, 2):  # the delimiters themselves
+                found = [Rep([[str(self.raw[number][0]) if len(self.raw[number]) else ""]])]
+            else:
+                found = [rep for rep in _reps(self.raw[number], self.container, self.name, self.sequence, number) if rep]
+            self._fields[number] = found
+        return found
 
     def rep(self, number: int) -> Rep:
         found = self.reps(number)
@@ -189,11 +198,5 @@ def parse(text: str) -> Message:
             raise ConversionError(f"segment {sequence} has no valid segment name ('{name[:10]}'): the message is "
                                   f"truncated or its segments are not separated by carriage returns",
                                   code="AR", hl7_error="100", sequence=sequence)
-        fields: list[list[Rep]] = [[Rep([[name]])]]
-        for number in range(1, len(raw)):
-            if name == "MSH" and number in (1, 2):
-                fields.append([Rep([[str(raw[number][0]) if len(raw[number]) else ""]])])
-            else:
-                fields.append(_reps(raw[number], parsed, name, sequence, number))
-        segments.append(Segment(name, sequence, fields))
+        segments.append(Segment(name, sequence, raw, parsed))
     return Message(segments, text, separators)

@@ -56,7 +56,10 @@ def read(data: bytes, source: Source) -> list[Conversion]:
 
 def read_each(data: bytes, source: Source) -> list[Conversion | ConversionError]:
     """Like ``read``, but a batch's messages each on their own: a Conversion or the error that
-    message has, in order. Undecodable input fails as a whole (its messages cannot be found)."""
+    message has, in order (for batch jobs that record each message's fate). Undecodable input
+    fails as a whole: its messages cannot be found. A single message's ``original`` is the input
+    byte for byte; a batch's messages are each their own text, re-encoded in the input's
+    character set, without the FHS/BHS envelope."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ConversionError("the input must be bytes", code="AR", hl7_error="102")
     data = bytes(data)
