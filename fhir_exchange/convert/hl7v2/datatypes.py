@@ -270,18 +270,18 @@ class Types:
         """OBX-6 (CE: code^text^system) as the unit part of a Quantity: UCUM when the sender
         says so or the terminology recognises the spelling; the spelling as sent otherwise."""
         code, text, system = rep.c(1), rep.c(2), rep.c(3).upper()
-        spelling = code or text
-        if not spelling:
+        if not (code or text):
             return {}
-        if system == "UCUM":
+        if system == "UCUM" and code:
             return {"unit": text or code, "system": "http://unitsofmeasure.org", "code": code}
         if self.terms is not None:
             for candidate in dict.fromkeys((code, text)):
                 if candidate:
                     found = self.terms.normalise_unit(candidate)
                     if found is not None:
-                        return {"unit": spelling, "system": found.system, "code": found.code}
-        return {"unit": spelling}
+                        return {"unit": code or text, "system": found.system, "code": found.code}
+        # a unit coded in another system (e.g. SNOMED CT 385055001 "Tablet") is shown by its words
+        return {"unit": text or code if system else code or text}
 
     # --- identifiers -----------------------------------------------------------------------------
 

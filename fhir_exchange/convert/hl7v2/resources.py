@@ -140,9 +140,8 @@ class Converter:
         self.report_observations: list[dict[str, Any]] = []
         self.message_type = message.msh.get(9).upper()
 
-    @property
-    def warn(self):
-        return self.types.warn
+    def warn(self, text: str) -> None:
+        self.types.warn(text)
 
     # --- the walk --------------------------------------------------------------------------------
 
