@@ -97,28 +97,32 @@ class Profile:
 
     def document(self, value: str, authority: str, type_code: str) -> tuple[Document | None, str | None]:
         """The identity document a PID-3 identifier is (value, CX-4 authority, CX-5 type), with
-        its number in canonical form, or (None, why it was not taken as one)."""
+        its number in canonical form, or (None, why it was not taken as one). Rules are tried in
+        the flavour's order; a type code alone (``NI``) may stand for several documents, so a
+        number that fails one document's check is tried as the next; a number whose authority
+        names the document (``HKSARG``) and fails its check is reported, not guessed at."""
         authority, type_code = authority.strip().upper(), type_code.strip().upper()
         systems = document_systems()
-        tried = []
+        failures: dict[str, str] = {}
         for rule in self.document_rules:
-            if not rule.matches(authority, type_code) or rule.kind in tried:
+            if not rule.matches(authority, type_code):
                 continue
-            tried.append(rule.kind)
-            if rule.kind == "passport":
-                state = authority if len(authority) == 3 and authority.isalpha() else None
-                if state is None:
-                    continue
-                try:
-                    return Document("passport", f"{PASSPORT_PREFIX}{state}", validate_passport(value), "PPN"), None
-                except InvalidIdentifier:
-                    continue
-            system, type_of = systems[rule.kind]
+            labelled = bool(authority) and authority in rule.authorities
+            if rule.kind in failures:
+                if labelled:
+                    return None, failures[rule.kind]
+                continue
             try:
+                if rule.kind == "passport":
+                    if not (len(authority) == 3 and authority.isalpha()):
+                        raise InvalidIdentifier("a passport needs its issuing state (ICAO code) as the authority")
+                    return Document("passport", f"{PASSPORT_PREFIX}{authority}", validate_passport(value), "PPN"), None
+                system, type_of = systems[rule.kind]
                 _, number = canonical(system, value)
             except InvalidIdentifier as error:
-                if authority and authority in rule.authorities:
-                    return None, f"'{value}' is labelled as a {rule.kind} number but is not valid: {error}"
+                failures[rule.kind] = f"'{value}' is labelled as a {rule.kind} number but is not valid: {error}"
+                if labelled:
+                    return None, failures[rule.kind]
                 continue
             return Document(rule.kind, system, number, type_of), None
         return None, None
