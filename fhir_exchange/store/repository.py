@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, false, func, insert, or_, select, tuple_, update
+from sqlalchemy import Row, delete, event, false, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from fhir_exchange import crypto, terminology_sync
@@ -151,11 +151,14 @@ class FhirRepository:
         """The pks (in order) of the resources the gate would release to this caller: search
         totals and pages count only those, so a total reveals nothing withheld. Records the
         caller's institution holds are counted from the index when the gate releases those
-        whole (``releases_own_records``); the others are loaded and decided together."""
+        whole (``releases_own_records``); the others are loaded and decided together, and the
+        first batch of them is kept, as released, for the ``load`` of the page that follows
+        (until anything is written through this session)."""
         if releases_everything(self._gate) or not pks:
             return pks
         institution = self.context.institution if releases_own_records(self._gate) else None
         allowed: set[int] = set()
+        kept: dict[int, tuple[Row[Any], dict[str, Any]]] = {}
         resource, token = _RESOURCE.c, TokenIndex.__table__.c
         for start in range(0, len(pks), batch):
             chunk = pks[start : start + batch]
@@ -166,23 +169,42 @@ class FhirRepository:
                 chunk = [pk for pk in chunk if pk not in allowed]
                 if not chunk:
                     continue
-            rows = self.session.execute(
-                select(resource.pk, resource.res_type, resource.deleted, resource.content).where(resource.pk.in_(chunk))
-            ).all()
-            opened = [(pk, crypto.vault().reveal(content) if res_type in SEALED_TYPES else content)
-                      for pk, res_type, deleted, content in rows if not deleted and content is not None]
-            decisions = decide_many(self._gate, self.context, [self._gated_as(content) for _, content in opened])
-            allowed.update(pk for (pk, _), decision in zip(opened, decisions, strict=True)
-                           if decision.outcome is not Release.DENY)
+            columns = [_RESOURCE] if start == 0 else [resource.pk, resource.res_type, resource.deleted, resource.content]
+            rows = [row for row in self.session.execute(select(*columns).where(resource.pk.in_(chunk)))
+                    if not row.deleted and row.content is not None]
+            opened = [crypto.vault().reveal(row.content) if row.res_type in SEALED_TYPES else row.content for row in rows]
+            decisions = decide_many(self._gate, self.context, [self._gated_as(content) for content in opened])
+            for row, content, decision in zip(rows, opened, decisions, strict=True):
+                if decision.outcome is Release.DENY:
+                    continue
+                allowed.add(row.pk)
+                if start == 0:
+                    kept[row.pk] = (row, decision.resource if decision.outcome is Release.PERMIT_WITH_MASKING else content)
+        if not hasattr(self, "_kept"):
+            def forget(*_: Any) -> None:
+                self._kept = {}
+
+            def forget_on_write(state: Any) -> None:
+                if not state.is_select:
+                    forget()
+
+            def forget_on_flush(session: Session, _: Any) -> None:
+                if any(isinstance(o, (ResourceRow, ResourceVersion)) for o in (*session.new, *session.dirty, *session.deleted)):
+                    forget()
+
+            event.listen(self.session, "do_orm_execute", forget_on_write)
+            event.listen(self.session, "after_flush", forget_on_flush)
+        self._kept = kept
         return [pk for pk in pks if pk in allowed]
 
     @property
     def gated(self) -> bool:
         return not releases_everything(self._gate)
 
-    def _release_all(self, items: Iterable[StoredResource]) -> list[StoredResource]:
+    def _release_all(self, items: Iterable[StoredResource], *, touch: bool = True) -> list[StoredResource]:
         """Those of ``items`` the gate releases, in order, as the caller may see them (the
-        masked copy where it masks); the gate decides them together."""
+        masked copy where it masks); the gate decides them together. With ``touch`` the
+        audit records each released one (else the caller does)."""
         opened = [replace(s, content=crypto.vault().reveal(s.content))
                   if s.content is not None and s.resource_type in SEALED_TYPES else s for s in items]
         decisions = iter(decide_many(self._gate, self.context,
@@ -197,7 +219,7 @@ class FhirRepository:
                     continue
                 if decision.outcome is Release.PERMIT_WITH_MASKING:
                     stored = replace(stored, content=decision.resource)
-            if self.audit is not None:
+            if touch and self.audit is not None:
                 self.audit.touched(stored)
             released.append(stored)
         return released
@@ -275,12 +297,30 @@ class FhirRepository:
         return self._release_or_refuse(_from_version(version), f"{resource_type}/{resource_id} has no version {version_id}")
 
     def load(self, pks: Sequence[int]) -> list[StoredResource]:
-        """The current versions of ``pks``, in that order, released through the gate."""
+        """The current versions of ``pks``, in that order, released through the gate (those
+        that ``releasable`` has just decided are not read and decided again)."""
         if not pks:
             return []
-        rows = self.session.execute(select(_RESOURCE).where(_RESOURCE.c.pk.in_(list(pks)))).all()
-        by_pk = {row.pk: row for row in rows if not row.deleted}
-        return self._release_all(_from_row(by_pk[pk]) for pk in pks if pk in by_pk)
+        kept = getattr(self, "_kept", None) or {}
+        rest = [pk for pk in dict.fromkeys(pks) if pk not in kept]
+        fresh: dict[int, StoredResource] = {}
+        if rest:
+            rows = self.session.execute(select(_RESOURCE).where(_RESOURCE.c.pk.in_(rest))).all()
+            by_pk = {row.pk: row for row in rows if not row.deleted}
+            fresh = {s.pk: s for s in self._release_all((_from_row(by_pk[pk]) for pk in rest if pk in by_pk), touch=False)}
+        released = []
+        for pk in pks:
+            if pk in kept:
+                row, content = kept[pk]
+                stored = replace(_from_row(row), content=content)
+            elif pk in fresh:
+                stored = fresh[pk]
+            else:
+                continue
+            if self.audit is not None:
+                self.audit.touched(stored)
+            released.append(stored)
+        return released
 
     # --- writes ------------------------------------------------------------------------------
 
