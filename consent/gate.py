@@ -2,23 +2,32 @@
 the pure decision engine (policy.py) over what the database says at the time of the request.
 
 Per request it loads, once each: the requester's institution (jurisdiction and designations,
-from the registry), and each patient's Consents. Nothing is cached across requests, so a
-withdrawal takes effect on the very next request. Resources that belong to no patient
-(Organization, CodeSystem, …) are not the patient's data and pass.
+from the registry), each custodian institution, and each patient's Consents, in one session
+per batch of resources (``decide_many``). Nothing read or decided is kept for another request
+(only where each registry entry is stored, a hint checked on every use), so a withdrawal takes
+effect on the very next request. Resources that belong to no patient (Organization,
+CodeSystem, …) are not the patient's data and pass.
+
+Within a request, resources that the engine cannot tell apart (same type, patient, custodian,
+sensitivity labels and, where a Consent or break-glass looks at it, clinical date) get the
+same decision, so it is made once. The request is decided as of one instant, its first
+decision's.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from consent.labels import SensitivityLabeller
-from consent.policy import ImplicitPolicy, Requester, Subject, decide, mask_identifiers
+from consent.policy import ImplicitPolicy, Requester, Subject, dates_matter, decide, mask_identifiers
 from fhir_exchange.audit.trail import patients_of
 from fhir_exchange.identity.documents import naming_systems
 from fhir_exchange.institutions.registry import institution_from_resource
@@ -32,6 +41,9 @@ _DATE_FIELDS = ("effectiveDateTime", "issued", "recordedDate", "onsetDateTime", 
 GATE_CONTEXT = RequestContext(request_id="consent-gate", client_id="baylink-consent-gate", purpose_of_use="HOPERAT",
                               scopes=("system/Organization.rs", "system/Consent.rs"))
 _REQUEST_CACHE = 256  # requests whose lookups are kept (a request's own lookups are reused, never another's)
+_NOT_PATIENT_DATA = "not a patient's data"
+_CUSTODIAN = "the custodian institution sees its own records"
+_SEARCH_ESCAPE = re.compile(r"([\\,$|])")
 
 
 def resource_date(resource: dict[str, Any]) -> date | None:
@@ -56,7 +68,29 @@ def _document_jurisdictions() -> dict[str, frozenset[str]]:
     return places
 
 
+def _any_of(values: Sequence[str]) -> str:
+    """Search values OR-ed (search.html#escaping: a comma inside a value is escaped)."""
+    return ",".join(_SEARCH_ESCAPE.sub(r"\\\1", value) for value in values)
+
+
+@dataclass(slots=True)
+class _Request:
+    """One request's lookups and decisions. Never shared with another request."""
+
+    now: datetime
+    requester: Requester | None = None
+    institutions: dict[str | None, tuple[str | None, frozenset[str]]] = field(default_factory=dict)
+    consents: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    dates_matter: dict[str, bool] = field(default_factory=dict)  # per patient
+    labels: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)  # per coding
+    # (type, patient, custodian, labels, date or None) -> (outcome, reason, mask)
+    decisions: dict[tuple[Any, ...], tuple[Release, str, bool]] = field(default_factory=dict)
+
+
 class ConsentGate:
+    # rule 1 of the engine: the custodian institution sees its own records, whole
+    releases_own_records = True
+
     def __init__(self, sessions: Callable[[], Session], *, implicit: ImplicitPolicy = ImplicitPolicy.DENY,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.sessions = sessions
@@ -65,75 +99,136 @@ class ConsentGate:
         self.labeller = SensitivityLabeller(sessions)
         self._documents = _document_jurisdictions()
         self._lock = threading.Lock()
-        self._requests: OrderedDict[str, dict[Any, Any]] = OrderedDict()
+        self._requests: OrderedDict[str, _Request] = OrderedDict()
+        # where each institution's registry entry is stored (a resource keeps its pk): a hint
+        # to read it without searching, checked on every use; its content is read afresh
+        self._institution_pks: dict[str, int] = {}
 
     # --- per-request lookups -------------------------------------------------------------------
 
-    def _memo(self, context: RequestContext) -> dict[Any, Any]:
+    def _request(self, context: RequestContext) -> _Request:
+        memo = self._requests.get(context.request_id)
+        if memo is not None:
+            return memo
         with self._lock:
             memo = self._requests.get(context.request_id)
             if memo is None:
-                memo = self._requests[context.request_id] = {}
+                memo = self._requests[context.request_id] = _Request(self.clock())
                 while len(self._requests) > _REQUEST_CACHE:
                     self._requests.popitem(last=False)
             return memo
 
-    def _search(self, resource_type: str, criteria: list[tuple[str, str]]) -> list[dict[str, Any]]:
-        """What the store holds, read through fhir_exchange's repository (as the gate's own
+    def _look_up(self, memo: _Request, institutions: set[str], patients: set[str]) -> None:
+        """Loads, in one read of the store, the registry entries of ``institutions`` and the
+        Consents of ``patients`` that this request has not loaded yet (as the gate's own
         operator: it decides, it releases nothing itself)."""
+        institutions = {i for i in institutions if i not in memo.institutions}
+        patients = {p for p in patients if p not in memo.consents}
+        if not institutions and not patients:
+            return
         with self.sessions() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # reads whose order does not matter: no transaction to open and end (two round trips)
+                session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             repository = FhirRepository(session, GATE_CONTEXT, AllowAllGate())
-            query = SearchParser().parse(resource_type, criteria)
-            return [s.content for s in repository.load(repository.search_pks(query)) if s.content]
-
-    def _institution(self, memo: dict[Any, Any], org_id: str | None) -> tuple[str | None, frozenset[str]]:
-        """(jurisdiction, recipient classes) of an institution, from the registry."""
-        key = ("org", org_id)
-        if key not in memo:
-            if org_id is None:
-                memo[key] = (None, frozenset())
-            else:
-                found = self._search("Organization", [("_id", org_id)])
-                if not found:
-                    memo[key] = (None, frozenset())
-                else:
-                    institution = institution_from_resource(found[0])
-                    today = self.clock().date()
-                    classes = {f"jurisdiction:{institution.jurisdiction.split('-')[0]}",
-                               f"jurisdiction:{institution.jurisdiction}"} if institution.jurisdiction else set()
-                    classes |= {f"designated:{d.programme}" for d in institution.designations if d.start and d.active_on(today)}
-                    memo[key] = (institution.jurisdiction or None, frozenset(classes))
-        return memo[key]
-
-    def _consents(self, memo: dict[Any, Any], patient: str) -> list[dict[str, Any]]:
-        key = ("consents", patient)
-        if key not in memo:
-            memo[key] = self._search("Consent", [("patient", f"Patient/{patient}"), ("status", "active")])
-        return memo[key]
+            parser = SearchParser()
+            hinted = {self._institution_pks[i] for i in institutions if i in self._institution_pks}
+            unhinted = sorted(i for i in institutions if i not in self._institution_pks)
+            pks = list(hinted)
+            if unhinted:
+                pks += repository.search_pks(parser.parse("Organization", [("_id", _any_of(unhinted))]))
+            consent_pks: set[int] = set()
+            if patients:
+                # every status: the engine itself passes over those not active (a search on
+                # status too costs the database more than the few rows it spares)
+                references = _any_of([f"Patient/{p}" for p in sorted(patients)])
+                consent_pks.update(repository.search_pks(parser.parse("Consent", [("patient", references)])))
+            found = repository.load(list(dict.fromkeys([*pks, *consent_pks])))
+            organizations = {s.id: s for s in found if s.resource_type == "Organization" and s.content}
+            stale = [i for i in institutions if i not in organizations and i not in unhinted]
+            if stale:  # a hint that no longer holds: search as for an institution never seen
+                for i in stale:
+                    self._institution_pks.pop(i, None)
+                query = parser.parse("Organization", [("_id", _any_of(sorted(stale)))])
+                organizations |= {s.id: s for s in repository.load(repository.search_pks(query)) if s.content}
+        if len(self._institution_pks) > 100_000:
+            self._institution_pks.clear()
+        today = memo.now.date()
+        for institution in institutions:
+            stored = organizations.get(institution)
+            if stored is None or stored.content is None:
+                memo.institutions[institution] = (None, frozenset())
+                continue
+            self._institution_pks[institution] = stored.pk
+            entry = institution_from_resource(stored.content)
+            classes = {f"jurisdiction:{entry.jurisdiction.split('-')[0]}",
+                       f"jurisdiction:{entry.jurisdiction}"} if entry.jurisdiction else set()
+            classes |= {f"designated:{d.programme}" for d in entry.designations if d.start and d.active_on(today)}
+            memo.institutions[institution] = (entry.jurisdiction or None, frozenset(classes))
+        for patient in patients:
+            memo.consents[patient] = []
+        for stored in found:
+            consent = stored.content
+            if stored.pk not in consent_pks or not consent or consent.get("status") != "active":
+                continue
+            reference = (consent.get("patient") or {}).get("reference")
+            patient = reference.removeprefix("Patient/") if isinstance(reference, str) else None
+            if patient in patients:
+                memo.consents[patient].append(consent)
 
     # --- the port -------------------------------------------------------------------------------
 
     def decide(self, context: RequestContext, resource: dict[str, Any]) -> ReleaseDecision:
-        resource_type = resource.get("resourceType", "")
-        patients = patients_of(resource_type, resource.get("id", ""), resource)
-        if not patients:
-            return ReleaseDecision(Release.PERMIT, resource, "not a patient's data")
-        custodian = custodian_of(resource)
-        if custodian is not None and custodian == context.institution:
-            return ReleaseDecision(Release.PERMIT, resource, "the custodian institution sees its own records")
-        memo = self._memo(context)
-        jurisdiction, classes = self._institution(memo, context.institution)
-        custodian_jurisdiction, _ = self._institution(memo, custodian)
-        requester = Requester(context.institution, jurisdiction, classes, context.purpose_of_use,
-                              frozenset(context.roles), context.reason)
-        patient = sorted(patients)[0]
-        subject = Subject(resource_type, patient, custodian, custodian_jurisdiction,
-                          self.labeller.labels(resource), resource_date(resource))
-        decision = decide(requester, subject, self._consents(memo, patient), self.clock(), self.implicit)
-        reason = f"{decision.reason}" + (f" ({decision.consent} {decision.provision})" if decision.consent else "")
-        if decision.outcome is Release.DENY:
+        return self.decide_many(context, [resource])[0]
+
+    def decide_many(self, context: RequestContext, resources: Sequence[dict[str, Any]]) -> list[ReleaseDecision]:
+        """``decide`` for each of ``resources``, in order, with one read of the store for all
+        the Consents and registry entries they need."""
+        decisions: list[ReleaseDecision | None] = []
+        pending: list[tuple[int, dict[str, Any], str, str, str | None]] = []
+        for resource in resources:
+            resource_type = resource.get("resourceType", "")
+            patients = patients_of(resource_type, resource.get("id", ""), resource)
+            if not patients:
+                decisions.append(ReleaseDecision(Release.PERMIT, resource, _NOT_PATIENT_DATA))
+                continue
+            custodian = custodian_of(resource)
+            if custodian is not None and custodian == context.institution:
+                decisions.append(ReleaseDecision(Release.PERMIT, resource, _CUSTODIAN))
+                continue
+            pending.append((len(decisions), resource, resource_type, min(patients), custodian))
+            decisions.append(None)
+        if pending:
+            memo = self._request(context)
+            self._look_up(memo, {i for i in (context.institution, *(p[4] for p in pending)) if i is not None},
+                          {p[3] for p in pending})
+            for position, resource, resource_type, patient, custodian in pending:
+                decisions[position] = self._decide(memo, context, resource, resource_type, patient, custodian)
+        return decisions  # type: ignore[return-value]  # every position is filled
+
+    def _decide(self, memo: _Request, context: RequestContext, resource: dict[str, Any], resource_type: str,
+                patient: str, custodian: str | None) -> ReleaseDecision:
+        jurisdiction, classes = memo.institutions.get(context.institution, (None, frozenset()))
+        if memo.requester is None:
+            memo.requester = Requester(context.institution, jurisdiction, classes, context.purpose_of_use,
+                                       frozenset(context.roles), context.reason)
+        consents = memo.consents[patient]
+        if patient not in memo.dates_matter:
+            memo.dates_matter[patient] = dates_matter(memo.requester, consents)
+        labels = self.labeller.labels(resource, memo.labels)
+        when = resource_date(resource) if memo.dates_matter[patient] else None
+        key = (resource_type, patient, custodian, labels, when)
+        known = memo.decisions.get(key)
+        if known is None:
+            custodian_jurisdiction = memo.institutions.get(custodian, (None, frozenset()))[0]
+            subject = Subject(resource_type, patient, custodian, custodian_jurisdiction, labels, resource_date(resource))
+            decision = decide(memo.requester, subject, consents, memo.now, self.implicit)
+            reason = decision.reason + (f" ({decision.consent} {decision.provision})" if decision.consent else "")
+            known = memo.decisions[key] = (decision.outcome, reason, decision.mask)
+        outcome, reason, mask = known
+        if outcome is Release.DENY:
             return ReleaseDecision(Release.DENY, None, reason)
-        if decision.mask:
+        if mask:
             masked = mask_identifiers(resource, jurisdiction, lambda system: self._documents.get(system or ""))
             return ReleaseDecision(Release.PERMIT_WITH_MASKING, masked, reason)
-        return ReleaseDecision(decision.outcome, resource, reason)
+        return ReleaseDecision(outcome, resource, reason)

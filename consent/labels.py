@@ -67,21 +67,37 @@ class SensitivityLabeller:
                 index.setdefault((entry.system, entry.code), set()).update(categories)
         return {key: frozenset(value) for key, value in index.items()}
 
-    def labels(self, resource: dict[str, Any]) -> frozenset[str]:
+    def labels(self, resource: dict[str, Any], seen: dict[tuple[str, str], frozenset[str]] | None = None) -> frozenset[str]:
+        """The resource's sensitivity labels. ``seen`` (the caller's, e.g. one request's)
+        keeps the categories of each coding already looked up, so each is looked up once."""
         found = {s.get("code") for s in (resource.get("meta") or {}).get("security") or [] if s.get("code")}
-        codings = []
+        refreshed = False
         for name in CODED_FIELDS:
             value = resource.get(name)
             for concept in value if isinstance(value, list) else [value] if isinstance(value, dict) else []:
-                codings += [c for c in concept.get("coding") or [] if c.get("system") and c.get("code")]
-        if codings:
-            self._refresh()
-            for coding in codings:
-                found |= self._index.get((coding["system"], coding["code"]), frozenset())
-                if coding["system"] != WHO_ICD10:
-                    for translation in _translations(coding["system"], coding["code"]):
-                        found |= self._index.get((WHO_ICD10, translation), frozenset())
+                for coding in concept.get("coding") or []:
+                    system, code = coding.get("system"), coding.get("code")
+                    if not system or not code:
+                        continue
+                    key = (system, code)
+                    categories = seen.get(key) if seen is not None else None
+                    if categories is None:
+                        if not refreshed:
+                            self._refresh()
+                            refreshed = True
+                        categories = self._categories(system, code)
+                        if seen is not None:
+                            seen[key] = categories
+                    found |= categories
         return frozenset(found)
+
+    def _categories(self, system: str, code: str) -> frozenset[str]:
+        index = self._index
+        found = index.get((system, code), frozenset())
+        if system != WHO_ICD10:
+            for translation in _translations(system, code):
+                found |= index.get((WHO_ICD10, translation), frozenset())
+        return found
 
 
 def _translations(system: str, code: str) -> list[str]:

@@ -239,6 +239,20 @@ def decide(requester: Requester, subject: Subject, consents: Sequence[dict[str, 
     return Decision(Release.DENY, "no active consent of the patient permits it (deny by default)")
 
 
+def dates_matter(requester: Requester, consents: Sequence[dict[str, Any]]) -> bool:
+    """Whether ``decide`` can look at ``Subject.when`` for this requester and these Consents:
+    only a provision with a dataPeriod, or break-glass (recent results), does. Where it does
+    not, two subjects that differ only in ``when`` get the same decision (the consent gate
+    decides such resources once). Keep in step with ``_matches`` and ``_break_glass``."""
+    if requester.purpose == "ETREAT" and BREAK_GLASS_ROLE in requester.roles and requester.break_glass_reason:
+        return True
+    return any(_has_data_period(consent.get("provision") or {}) for consent in consents)
+
+
+def _has_data_period(provision: dict[str, Any]) -> bool:
+    return bool(provision.get("dataPeriod")) or any(_has_data_period(p) for p in provision.get("provision") or [])
+
+
 def _break_glass(requester: Requester, subject: Subject, now: datetime) -> bool:
     if requester.purpose != "ETREAT" or BREAK_GLASS_ROLE not in requester.roles or not requester.break_glass_reason:
         return False
