@@ -162,7 +162,7 @@ class FhirService:
     def after_write(self, stored: StoredResource) -> None:
         """What follows a write in the same transaction: a Patient's records across the
         boundary are linked or queued for review (identity/linkage.py)."""
-        if stored.resource_type == "Patient" and not stored.deleted:
+        if stored.resource_type == "Patient" and not stored.deleted and not stored.unchanged:
             from fhir_exchange.identity.linkage import Linkage
 
             Linkage(self).link(stored)

@@ -82,13 +82,23 @@ def test_if_match_and_if_none_match(client) -> None:
     stale = client.put(f"/fhir/Patient/{pid}", json={**patient(), "id": pid}, headers={"If-Match": 'W/"7"'})
     assert stale.status_code == 412
     assert client.get(f"/fhir/Patient/{pid}").json()["meta"]["versionId"] == "1"  # nothing written
-    fresh = client.put(f"/fhir/Patient/{pid}", json={**patient(), "id": pid}, headers={"If-Match": 'W/"1"'})
-    assert fresh.status_code == 200
+    fresh = client.put(f"/fhir/Patient/{pid}", json={**patient(), "id": pid, "gender": "unknown"},
+                       headers={"If-Match": 'W/"1"'})
+    assert fresh.status_code == 200 and fresh.json()["meta"]["versionId"] == "2"
     not_modified = client.get(f"/fhir/Patient/{pid}", headers={"If-None-Match": 'W/"2"'})
     assert not_modified.status_code == 304
     modified = client.get(f"/fhir/Patient/{pid}", headers={"If-None-Match": 'W/"1"'})
     assert modified.status_code == 200
     assert client.delete(f"/fhir/Patient/{pid}", headers={"If-Match": 'W/"1"'}).status_code == 412
+
+
+def test_an_update_that_changes_nothing_writes_no_version(client) -> None:
+    pid = client.post("/fhir/Patient", json=patient()).json()["id"]
+    same = client.put(f"/fhir/Patient/{pid}", json={**patient(), "id": pid, "meta": {"versionId": "9"}})
+    assert same.status_code == 200 and same.json()["meta"]["versionId"] == "1" and same.headers["etag"] == 'W/"1"'
+    assert client.get(f"/fhir/Patient/{pid}/_history").json()["total"] == 1
+    changed = client.put(f"/fhir/Patient/{pid}", json={**patient(), "id": pid, "active": False})
+    assert changed.json()["meta"]["versionId"] == "2"
 
 
 @pytest.mark.parametrize(
