@@ -86,6 +86,22 @@ class StoredResource:
     deleted: bool
     method: str
     content: dict[str, Any] | None
+    unchanged: bool = False  # an update that changed nothing: no new version was written
+
+
+# meta a client does not own, or that the server sets on every write: left out when telling
+# whether an update changes anything
+_SERVER_META = ("versionId", "lastUpdated")
+
+
+def _same_content(stored: dict[str, Any], new: dict[str, Any]) -> bool:
+    def comparable(document: dict[str, Any]) -> dict[str, Any]:
+        meta = {k: v for k, v in (document.get("meta") or {}).items() if k not in _SERVER_META}
+        tags = [t for t in meta.get("tag") or [] if t.get("system") != CUSTODIAN_SYSTEM]
+        meta = {k: v for k, v in meta.items() if k != "tag"} | ({"tag": tags} if tags else {})
+        return {**{k: v for k, v in document.items() if k != "meta"}, **({"meta": meta} if meta else {})}
+
+    return comparable(stored) == comparable(new)
 
 
 def fhir_instant(moment: datetime) -> str:
@@ -372,6 +388,12 @@ class FhirRepository:
         created = row is None or row.deleted
         content = self._check_write(resource_type, resource_id, None if created else row.content,
                                     {**content, "id": resource_id}) or content
+        if not created and row.content is not None:
+            current = crypto.vault().reveal(row.content) if resource_type in SEALED_TYPES else row.content
+            if _same_content(current, {"resourceType": resource_type, **content, "id": resource_id}):
+                # nothing changes: no new version (as HAPI's no-op update detection); the
+                # current version is answered, and the audit records the request as usual
+                return replace(self._release_written(_from_row(row)), unchanged=True), False
         stored = self._write(resource_type, resource_id, content, "PUT", row)
         return self._release_written(stored), created
 
