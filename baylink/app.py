@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import terminology
 from baylink.settings import Settings, get_settings, identifier_vault, token_signing_key
 from consent.gate import ConsentGate
-from consent.notices import compose, notify_break_glass
+from consent.notices import notify_break_glass
 from consent.policy import ImplicitPolicy
 from consent.rules import ConsentWriteRule
 from consent.web.routes import ConsentPage
@@ -37,6 +37,7 @@ from fhir_exchange.service import ServiceConfig
 from fhir_exchange.store.db import make_engine, make_sessionmaker
 from referral.api import router as referral_router
 from referral.gate import ReferralAddresseeGate
+from referral.notices import compose
 from referral.rules import ReferralWriteRule
 from referral.voucher.api import VoucherRuntime, balance_for
 from referral.voucher.api import router as voucher_router

@@ -144,8 +144,8 @@ def _over_consents(job, scopes=("system/Consent.rus",)):  # type: ignore[no-unty
 def deliver_notifications(self) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     """Send what the outbox holds that is due (fhir_exchange/notify/outbox.py); each message
     backs off on its own, so the task itself is never retried."""
-    from consent.notices import compose
     from fhir_exchange.notify.outbox import deliver
+    from referral.notices import compose
 
     engine = make_engine(get_settings().database_url)
     try:

@@ -97,7 +97,7 @@ def language_of(session: Session, reference: str, person: dict[str, Any] | None)
     return "zh-Hant"
 
 
-def _read(session: Session, reference: str) -> dict[str, Any] | None:
+def read_recipient(session: Session, reference: str) -> dict[str, Any] | None:
     resource_type, _, resource_id = reference.partition("/")
     repository = FhirRepository(session, _CONTEXT, AllowAllGate())
     try:
@@ -111,7 +111,7 @@ def _name_of_org(session: Session, org_id: str | None, language: str) -> str:
 
     if not org_id:
         return "BayLink"
-    org = _read(session, f"Organization/{org_id}")
+    org = read_recipient(session, f"Organization/{org_id}")
     if org is None:
         return org_id
     names = institution_from_resource(org).names
@@ -120,7 +120,7 @@ def _name_of_org(session: Session, org_id: str | None, language: str) -> str:
 
 def compose(session: Session, row: OutboxMessage) -> list[Message]:
     """The outbox's composer for consent messages."""
-    recipient = _read(session, row.recipient)
+    recipient = read_recipient(session, row.recipient)
     if recipient is None:
         return []
     contact = contact_of(recipient)

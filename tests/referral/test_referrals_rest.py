@@ -169,3 +169,20 @@ def test_working_days_skip_the_weekend() -> None:
     assert add_working_days(friday, 1) == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday
     assert due_by(friday, "routine", DEFAULT_SLA) == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
     assert due_by(friday, "urgent", DEFAULT_SLA) == friday + timedelta(hours=24)
+
+
+def test_the_receiver_is_told_of_a_new_referral_and_the_initiator_of_each_move(app, page) -> None:  # type: ignore[no-untyped-def]
+    with operator(app) as service:  # the institutions' contact points (the shipped registry holds none)
+        for org, email in ((SZH, "referrals@hku-szh.example.org"), (QMH, "referrals@qmh.example.org")):
+            current = service.read("Organization", org).body
+            service.update("Organization", org, {**current, "telecom": [{"system": "email", "value": email}]})
+    put(app, page, patient("r5", hkid("E", "343434"), "+852 9300 0005"))
+    task = _refer(app, page, "r5", [])
+    assert _move(app, page, task["id"], SZH, "received").status_code == 200
+    sender = app.state.consent_page.sender
+    to_receiver = sender.to("referrals@hku-szh.example.org")
+    to_initiator = sender.to("referrals@qmh.example.org")
+    assert [m.kind for m in to_receiver] == ["referral-requested"] and task["id"] in to_receiver[0].body
+    assert [m.kind for m in to_initiator] == ["referral-received"] and "was received by institution hku-szh" in \
+        to_initiator[0].body
+    assert all(m.sent and m.last_error is None for m in _messages(app, "referral-requested") + _messages(app, "referral-received"))
