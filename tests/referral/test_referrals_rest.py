@@ -185,4 +185,5 @@ def test_the_receiver_is_told_of_a_new_referral_and_the_initiator_of_each_move(a
     assert [m.kind for m in to_receiver] == ["referral-requested"] and task["id"] in to_receiver[0].body
     assert [m.kind for m in to_initiator] == ["referral-received"] and "was received by institution hku-szh" in \
         to_initiator[0].body
-    assert all(m.sent and m.last_error is None for m in _messages(app, "referral-requested") + _messages(app, "referral-received"))
+    rows = _messages(app, "referral-requested") + _messages(app, "referral-received")
+    assert all(m.sent and m.last_error is None for m in rows)
