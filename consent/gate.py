@@ -39,7 +39,7 @@ from fhir_exchange.store.repository import FhirRepository, custodian_of
 _DATE_FIELDS = ("effectiveDateTime", "issued", "recordedDate", "onsetDateTime", "authoredOn", "date", "occurrenceDateTime",
                 "performedDateTime", "whenHandedOver")
 GATE_CONTEXT = RequestContext(request_id="consent-gate", client_id="baylink-consent-gate", purpose_of_use="HOPERAT",
-                              scopes=("system/Organization.rs", "system/Consent.rs"))
+                              scopes=("system/Organization.rs", "system/Consent.rs", "system/Patient.rs"))
 _REQUEST_CACHE = 256  # requests whose lookups are kept (a request's own lookups are reused, never another's)
 _NOT_PATIENT_DATA = "not a patient's data"
 _CUSTODIAN = "the custodian institution sees its own records"
@@ -138,10 +138,20 @@ class ConsentGate:
             if unhinted:
                 pks += repository.search_pks(parser.parse("Organization", [("_id", _any_of(unhinted))]))
             consent_pks: set[int] = set()
+            linked: dict[str, set[str]] = {p: {p} for p in patients}
             if patients:
+                # the same person's other records (Patient.link, written by record linkage for
+                # certain matches and by merges): a consent given on any of them is the person's
+                records = repository.load(repository.search_pks(parser.parse("Patient", [("_id", _any_of(sorted(patients)))])))
+                for record in records:
+                    for link in (record.content or {}).get("link") or []:
+                        other = ((link.get("other") or {}).get("reference") or "")
+                        if other.startswith("Patient/"):
+                            linked[record.id].add(other.removeprefix("Patient/"))
                 # every status: the engine itself passes over those not active (a search on
                 # status too costs the database more than the few rows it spares)
-                references = _any_of([f"Patient/{p}" for p in sorted(patients)])
+                everyone = sorted(set().union(*linked.values()))
+                references = _any_of([f"Patient/{p}" for p in everyone])
                 consent_pks.update(repository.search_pks(parser.parse("Consent", [("patient", references)])))
             found = repository.load(list(dict.fromkeys([*pks, *consent_pks])))
             organizations = {s.id: s for s in found if s.resource_type == "Organization" and s.content}
@@ -172,9 +182,13 @@ class ConsentGate:
             if stored.pk not in consent_pks or not consent or consent.get("status") != "active":
                 continue
             reference = (consent.get("patient") or {}).get("reference")
-            patient = reference.removeprefix("Patient/") if isinstance(reference, str) else None
-            if patient in patients:
-                memo.consents[patient].append(consent)
+            owner = reference.removeprefix("Patient/") if isinstance(reference, str) else None
+            for patient in patients:
+                if owner == patient:
+                    memo.consents[patient].append(consent)
+                elif owner in linked.get(patient, ()):
+                    # the person's consent, given on their record at another institution
+                    memo.consents[patient].append({**consent, "patient": {"reference": f"Patient/{patient}"}})
 
     # --- the port -------------------------------------------------------------------------------
 
@@ -185,7 +199,7 @@ class ConsentGate:
         """``decide`` for each of ``resources``, in order, with one read of the store for all
         the Consents and registry entries they need."""
         decisions: list[ReleaseDecision | None] = []
-        pending: list[tuple[int, dict[str, Any], str, str, str | None]] = []
+        pending: list[tuple[int, dict[str, Any], str, tuple[str, ...], str | None]] = []
         for resource in resources:
             resource_type = resource.get("resourceType", "")
             patients = patients_of(resource_type, resource.get("id", ""), resource)
@@ -196,14 +210,18 @@ class ConsentGate:
             if custodian is not None and custodian == context.institution:
                 decisions.append(ReleaseDecision(Release.PERMIT, resource, _CUSTODIAN))
                 continue
-            pending.append((len(decisions), resource, resource_type, min(patients), custodian))
+            pending.append((len(decisions), resource, resource_type, tuple(sorted(patients)), custodian))
             decisions.append(None)
         if pending:
             memo = self._request(context)
             self._look_up(memo, {i for i in (context.institution, *(p[4] for p in pending)) if i is not None},
-                          {p[3] for p in pending})
-            for position, resource, resource_type, patient, custodian in pending:
-                decisions[position] = self._decide(memo, context, resource, resource_type, patient, custodian)
+                          {patient for p in pending for patient in p[3]})
+            for position, resource, resource_type, patients_of_resource, custodian in pending:
+                # a resource about several patients (a Group, an Appointment for two) is
+                # released only if every one of them allows it
+                each = [self._decide(memo, context, resource, resource_type, patient, custodian)
+                        for patient in patients_of_resource]
+                decisions[position] = next((d for d in each if d.outcome is Release.DENY), each[0])
         return decisions  # type: ignore[return-value]  # every position is filled
 
     def _decide(self, memo: _Request, context: RequestContext, resource: dict[str, Any], resource_type: str,
