@@ -58,6 +58,7 @@ class BundleProcessor:
         self.service = service
         self.session = session
         self.prefer_return = prefer_return
+        self._fresh: set[str] = set()  # ids this processor made up for conditional updates that matched nothing
 
     def process(self, bundle: Any) -> dict[str, Any]:
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
@@ -180,7 +181,10 @@ class BundleProcessor:
                 if len(matches) > 1:
                     raise PreconditionFailed(f"{where}: the conditional update matches more than one {resource_type}")
                 body_id = (entry.resource or {}).get("id")
-                new_id = matches[0] if matches else (body_id or str(uuid.uuid4()))
+                new_id = matches[0] if matches else body_id
+                if new_id is None:
+                    new_id = str(uuid.uuid4())
+                    self._fresh.add(new_id)
             else:
                 parts = entry.path.split("/")
                 if len(parts) != 2:
@@ -246,7 +250,7 @@ class BundleProcessor:
             body = dict(entry.resource or {})
             if entry.params:
                 body["id"] = new_id
-            return service.update(resource_type, new_id, body, if_match=if_match)
+            return service.update(resource_type, new_id, body, if_match=if_match, fresh=new_id in self._fresh)
         if entry.method == "DELETE":
             if entry.params:
                 return service.conditional_delete(entry.path, entry.params)

@@ -98,7 +98,9 @@ class FhirService:
         self.after_write(stored)
         return Outcome(201, stored, stored.content, created=True)
 
-    def update(self, resource_type: str, resource_id: str, body: Any, *, if_match: int | None = None) -> Outcome:
+    def update(self, resource_type: str, resource_id: str, body: Any, *, if_match: int | None = None,
+               fresh: bool = False) -> Outcome:
+        """``fresh``: the caller made the id up just now (a uuid), so nothing is stored under it."""
         self.require_type(resource_type)
         check_id(resource_id)
         resource = validate_resource(body, resource_type)
@@ -109,7 +111,7 @@ class FhirService:
                 f"the resource id '{resource['id']}' does not match the id in the URL '{resource_id}'",
                 expression=[f"{resource_type}.id"],
             )
-        stored, created = self.repo.update(resource_type, resource_id, resource, if_match=if_match)
+        stored, created = self.repo.update(resource_type, resource_id, resource, if_match=if_match, fresh=fresh)
         self.after_write(stored)
         return Outcome(201 if created else 200, stored, stored.content, created=created)
 

@@ -17,8 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Row, delete, event, false, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, Row, delete, event, false, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from fhir_exchange import crypto, terminology_sync
@@ -72,6 +73,56 @@ _ENTRY_TABLES: dict[type, Any] = {
     ix.UriEntry: UriIndex,
 }
 _TRUNCATE = {"value": 255, "system": 255, "code": 255, "text": 255, "type_system": 255, "type_code": 100, "unit": 100}
+
+
+class _DeferredRows:
+    """The version and index rows written through one connection and not yet inserted: they
+    go in together, one statement per table, just before the connection runs any other
+    statement (so every read, delete or update sees them), sets or releases a savepoint, or
+    commits; a rollback drops them (rows pending at a savepoint were inserted before it).
+    A transaction's writes then cost one INSERT per index table, not one per resource."""
+
+    __slots__ = ("flushing", "rows")
+
+    def __init__(self) -> None:
+        self.rows: dict[Any, list[dict[str, Any]]] = {}
+        self.flushing = False
+
+    @classmethod
+    def of(cls, connection: Connection) -> _DeferredRows:
+        deferred = _DEFERRED.get(connection)
+        if deferred is None:
+            deferred = _DEFERRED[connection] = cls()
+            event.listen(connection, "before_execute", deferred._before_execute)
+            for name in ("commit", "savepoint", "release_savepoint"):
+                event.listen(connection, name, deferred.flush)
+            for name in ("rollback", "rollback_savepoint"):
+                event.listen(connection, name, deferred._drop)
+        return deferred
+
+    def add(self, statement: Any, rows: list[dict[str, Any]]) -> None:
+        self.rows.setdefault(statement, []).extend(rows)
+
+    def flush(self, connection: Connection, *_: Any) -> None:
+        if not self.rows or self.flushing:
+            return
+        pending, self.rows = self.rows, {}
+        self.flushing = True
+        try:
+            for statement, rows in pending.items():
+                connection.execute(statement, rows)
+        finally:
+            self.flushing = False
+
+    def _before_execute(self, connection: Connection, clauseelement: Any, *_: Any) -> None:
+        if self.rows and clauseelement is not _INSERT_RESOURCE:
+            self.flush(connection)
+
+    def _drop(self, *_: Any) -> None:
+        self.rows = {}
+
+
+_DEFERRED: WeakKeyDictionary[Connection, _DeferredRows] = WeakKeyDictionary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,12 +423,14 @@ class FhirRepository:
         return self._release_written(stored)
 
     def update(
-        self, resource_type: str, resource_id: str, content: dict[str, Any], *, if_match: int | None = None
+        self, resource_type: str, resource_id: str, content: dict[str, Any], *, if_match: int | None = None,
+        fresh: bool = False,
     ) -> tuple[StoredResource, bool]:
-        """Update, or create with the client's id (update-as-create). Returns (version, created)."""
+        """Update, or create with the client's id (update-as-create). Returns (version, created).
+        ``fresh``: the id was just made up (a uuid), so there is no stored row to look for."""
         self.require(resource_type, "u")
         self._refuse_audit_writes(resource_type)
-        row = self._row(resource_type, resource_id, for_update=True)
+        row = None if fresh else self._row(resource_type, resource_id, for_update=True)
         if if_match is not None:
             current = row.version_id if row is not None and not row.deleted else None
             if current != if_match:
@@ -458,10 +511,10 @@ class FhirRepository:
                 .values(version_id=version_id, last_updated=moment, deleted=False, content=stored_document)
             )
             self._clear_index(pk)
-        self.session.execute(_INSERT_VERSION, {
+        self._deferred().add(_INSERT_VERSION, [{
             "resource_pk": pk, "res_type": resource_type, "res_id": resource_id, "version_id": version_id,
             "last_updated": moment, "method": method, "deleted": False, "content": stored_document,
-        })
+        }])
         self._write_index(pk, resource_type, document)
         if resource_type in terminology_sync.TERMINOLOGY_TYPES:
             terminology_sync.written(self.session, document)
@@ -514,8 +567,12 @@ class FhirRepository:
                 # a blind index, never the identity document number itself
                 values["code"] = crypto.vault().blind(values["system"], values["code"] or "")
             rows.setdefault(table, []).append(values)
+        deferred = self._deferred()
         for table, batch in rows.items():
-            self.session.execute(_INDEX_INSERTS[table], batch)
+            deferred.add(_INDEX_INSERTS[table], batch)
+
+    def _deferred(self) -> _DeferredRows:
+        return _DeferredRows.of(self.session.connection())
 
     # --- search ------------------------------------------------------------------------------
 
