@@ -163,8 +163,10 @@ class FhirService:
 
     def after_write(self, stored: StoredResource) -> None:
         """What follows a write in the same transaction: a Patient's records across the
-        boundary are linked or queued for review (identity/linkage.py)."""
-        if stored.resource_type == "Patient" and not stored.deleted and not stored.unchanged:
+        boundary are linked or queued for review (identity/linkage.py). A new version that
+        changed only meta (a resend's message tags) links as its previous version did, and
+        other Patients' writes link themselves to it: linkage does not run again."""
+        if stored.resource_type == "Patient" and not stored.deleted and not stored.unchanged and not stored.meta_only:
             from fhir_exchange.identity.linkage import Linkage
 
             Linkage(self).link(stored)

@@ -138,6 +138,7 @@ class StoredResource:
     method: str
     content: dict[str, Any] | None
     unchanged: bool = False  # an update that changed nothing: no new version was written
+    meta_only: bool = False  # an update that changed meta only (a new version, the same record otherwise)
 
 
 # meta a client does not own, or that the server sets on every write: left out when telling
@@ -153,6 +154,10 @@ def _same_content(stored: dict[str, Any], new: dict[str, Any]) -> bool:
         return {**{k: v for k, v in document.items() if k != "meta"}, **({"meta": meta} if meta else {})}
 
     return comparable(stored) == comparable(new)
+
+
+def _without_meta(document: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if k != "meta"}
 
 
 def fhir_instant(moment: datetime) -> str:
@@ -441,14 +446,16 @@ class FhirRepository:
         created = row is None or row.deleted
         content = self._check_write(resource_type, resource_id, None if created else row.content,
                                     {**content, "id": resource_id}) or content
+        meta_only = False
         if not created and row.content is not None:
             current = crypto.vault().reveal(row.content) if resource_type in SEALED_TYPES else row.content
             if _same_content(current, {"resourceType": resource_type, **content, "id": resource_id}):
                 # nothing changes: no new version (as HAPI's no-op update detection); the
                 # current version is answered, and the audit records the request as usual
                 return replace(self._release_written(_from_row(row)), unchanged=True), False
+            meta_only = _without_meta(current) == _without_meta({"resourceType": resource_type, **content, "id": resource_id})
         stored = self._write(resource_type, resource_id, content, "PUT", row)
-        return self._release_written(stored), created
+        return replace(self._release_written(stored), meta_only=meta_only), created
 
     def delete(self, resource_type: str, resource_id: str, *, if_match: int | None = None) -> StoredResource | None:
         """Write a tombstone. None if there was nothing to delete: already deleted, or never
