@@ -73,6 +73,22 @@ def _any_of(values: Sequence[str]) -> str:
     return ",".join(_SEARCH_ESCAPE.sub(r"\\\1", value) for value in values)
 
 
+def _search_ids(repository: FhirRepository, keys: Sequence[tuple[str, str]]) -> list[int]:
+    """Where the resources named by (type, id) are stored: one search per type."""
+    ids: dict[str, list[str]] = {}
+    for resource_type, resource_id in keys:
+        ids.setdefault(resource_type, []).append(resource_id)
+    return [pk for resource_type, wanted in ids.items()
+            for pk in repository.search_pks(SearchParser().parse(resource_type, [("_id", _any_of(wanted))]))]
+
+
+def _consents_of(repository: FhirRepository, patients: set[str]) -> list[int]:
+    if not patients:
+        return []
+    references = _any_of([f"Patient/{p}" for p in sorted(patients)])
+    return repository.search_pks(SearchParser().parse("Consent", [("patient", references)]))
+
+
 @dataclass(slots=True)
 class _Request:
     """One request's lookups and decisions. Never shared with another request."""
@@ -100,9 +116,9 @@ class ConsentGate:
         self._documents = _document_jurisdictions()
         self._lock = threading.Lock()
         self._requests: OrderedDict[str, _Request] = OrderedDict()
-        # where each institution's registry entry is stored (a resource keeps its pk): a hint
-        # to read it without searching, checked on every use; its content is read afresh
-        self._institution_pks: dict[str, int] = {}
+        # where each registry entry and each patient's record is stored (a resource keeps its
+        # pk): a hint to read it without searching, checked on every use; content is read afresh
+        self._stored_at: dict[tuple[str, str], int] = {}
 
     # --- per-request lookups -------------------------------------------------------------------
 
@@ -119,57 +135,58 @@ class ConsentGate:
             return memo
 
     def _look_up(self, memo: _Request, institutions: set[str], patients: set[str]) -> None:
-        """Loads, in one read of the store, the registry entries of ``institutions`` and the
-        Consents of ``patients`` that this request has not loaded yet (as the gate's own
-        operator: it decides, it releases nothing itself)."""
+        """Loads, in one session, the registry entries of ``institutions`` and the Consents of
+        ``patients`` (and of the records linked to theirs) that this request has not loaded
+        yet, as the gate's own operator: it decides, it releases nothing itself."""
         institutions = {i for i in institutions if i not in memo.institutions}
         patients = {p for p in patients if p not in memo.consents}
         if not institutions and not patients:
             return
+        wanted = [("Organization", i) for i in sorted(institutions)] + [("Patient", p) for p in sorted(patients)]
         with self.sessions() as session:
             if session.get_bind().dialect.name == "postgresql":
                 # reads whose order does not matter: no transaction to open and end (two round trips)
                 session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             repository = FhirRepository(session, GATE_CONTEXT, AllowAllGate())
-            parser = SearchParser()
-            hinted = {self._institution_pks[i] for i in institutions if i in self._institution_pks}
-            unhinted = sorted(i for i in institutions if i not in self._institution_pks)
-            pks = list(hinted)
-            if unhinted:
-                pks += repository.search_pks(parser.parse("Organization", [("_id", _any_of(unhinted))]))
-            consent_pks: set[int] = set()
-            linked: dict[str, set[str]] = {p: {p} for p in patients}
-            if patients:
-                # the same person's other records (Patient.link, written by record linkage for
-                # certain matches and by merges): a consent given on any of them is the person's
-                records = repository.load(repository.search_pks(parser.parse("Patient", [("_id", _any_of(sorted(patients)))])))
-                for record in records:
-                    for link in (record.content or {}).get("link") or []:
-                        other = ((link.get("other") or {}).get("reference") or "")
-                        if other.startswith("Patient/"):
-                            linked[record.id].add(other.removeprefix("Patient/"))
-                # every status: the engine itself passes over those not active (a search on
-                # status too costs the database more than the few rows it spares)
-                everyone = sorted(set().union(*linked.values()))
-                references = _any_of([f"Patient/{p}" for p in everyone])
-                consent_pks.update(repository.search_pks(parser.parse("Consent", [("patient", references)])))
+            unhinted = [key for key in wanted if key not in self._stored_at]
+            pks = [self._stored_at[key] for key in wanted if key in self._stored_at]
+            pks += _search_ids(repository, unhinted)
+            # every status: the engine itself passes over those not active (a search on
+            # status too costs the database more than the few rows it spares)
+            consent_pks = set(_consents_of(repository, patients))
             found = repository.load(list(dict.fromkeys([*pks, *consent_pks])))
-            organizations = {s.id: s for s in found if s.resource_type == "Organization" and s.content}
-            stale = [i for i in institutions if i not in organizations and i not in unhinted]
-            if stale:  # a hint that no longer holds: search as for an institution never seen
-                for i in stale:
-                    self._institution_pks.pop(i, None)
-                query = parser.parse("Organization", [("_id", _any_of(sorted(stale)))])
-                organizations |= {s.id: s for s in repository.load(repository.search_pks(query)) if s.content}
-        if len(self._institution_pks) > 100_000:
-            self._institution_pks.clear()
+            records = {(s.resource_type, s.id): s for s in found if s.content and s.pk not in consent_pks}
+            stale = [key for key in wanted if key not in records and key not in unhinted]
+            if stale:  # a hint that no longer holds: search as for a record never seen
+                loaded = repository.load(_search_ids(repository, stale))
+                records |= {(s.resource_type, s.id): s for s in loaded if s.content}
+            # the same person's other records (Patient.link, written by record linkage for
+            # certain matches and by merges): a consent given on any of them is the person's
+            linked: dict[str, set[str]] = {p: {p} for p in patients}
+            for patient in patients:
+                record = records.get(("Patient", patient))
+                for link in (record.content or {}).get("link") or [] if record else []:
+                    other = ((link.get("other") or {}).get("reference") or "")
+                    if other.startswith("Patient/"):
+                        linked[patient].add(other.removeprefix("Patient/"))
+            others = set().union(*linked.values()) - patients
+            if others:
+                more = set(_consents_of(repository, others)) - consent_pks
+                consent_pks |= more
+                found += repository.load(sorted(more))
+        for key in wanted:
+            if key in records:
+                self._stored_at[key] = records[key].pk
+            else:
+                self._stored_at.pop(key, None)
+        if len(self._stored_at) > 100_000:
+            self._stored_at.clear()
         today = memo.now.date()
         for institution in institutions:
-            stored = organizations.get(institution)
+            stored = records.get(("Organization", institution))
             if stored is None or stored.content is None:
                 memo.institutions[institution] = (None, frozenset())
                 continue
-            self._institution_pks[institution] = stored.pk
             entry = institution_from_resource(stored.content)
             classes = {f"jurisdiction:{entry.jurisdiction.split('-')[0]}",
                        f"jurisdiction:{entry.jurisdiction}"} if entry.jurisdiction else set()

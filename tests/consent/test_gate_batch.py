@@ -1,7 +1,7 @@
 """The consent gate's batch and per-request decisions: a batch is decided exactly as each of its
 resources would be alone; nothing decided in one request carries over to the next (a consent
 withdrawn between two requests of the same client counts at once); the caller's own records are
-counted from the index; a stale registry hint is noticed."""
+counted from the index; a stale hint of where a record is stored is noticed."""
 
 from __future__ import annotations
 
@@ -188,17 +188,18 @@ def test_own_records_are_counted_from_the_index(app, stored, gate: ConsentGate, 
     assert counted[True][1] == {"o1", "o2", "o-2019", "o-szh"} - held  # the gate was not asked about its own
 
 
-def test_a_stale_registry_hint_is_noticed(app, stored, gate: ConsentGate) -> None:  # type: ignore[no-untyped-def]
+def test_a_stale_hint_is_noticed(app, stored, gate: ConsentGate) -> None:  # type: ignore[no-untyped-def]
     o1 = next(r for r in stored if r["id"] == "o1")
     assert gate.decide(context("hku-szh"), o1).outcome is Release.PERMIT
-    right = gate._institution_pks["hku-szh"]
-    with app.state.fhir.sessions() as session:  # the hint now names another resource (as after a restore)
+    hints = gate._stored_at
+    right = {key: hints[key] for key in (("Organization", "hku-szh"), ("Patient", "p1"))}
+    with app.state.fhir.sessions() as session:  # the hints now name another resource (as after a restore)
         pks = FhirRepository(session, context("x"), AllowAllGate()).search_pks(
             SearchParser().parse("Observation", [("_id", "o2")]))
-    gate._institution_pks["hku-szh"] = pks[0]
+    hints[("Organization", "hku-szh")] = hints[("Patient", "p1")] = pks[0]
     assert gate.decide(context("hku-szh"), o1).outcome is Release.PERMIT
-    assert gate._institution_pks["hku-szh"] == right
-    gate._institution_pks["mo-kiang-wu"] = right  # another institution's entry: Macao is still not Shenzhen
+    assert {key: hints[key] for key in right} == right
+    hints[("Organization", "mo-kiang-wu")] = right[("Organization", "hku-szh")]  # Macao is still not Shenzhen
     assert gate.decide(context("mo-kiang-wu"), o1).outcome is Release.DENY
 
 
