@@ -191,6 +191,8 @@ class ConsentGate:
             classes = {f"jurisdiction:{entry.jurisdiction.split('-')[0]}",
                        f"jurisdiction:{entry.jurisdiction}"} if entry.jurisdiction else set()
             classes |= {f"designated:{d.programme}" for d in entry.designations if d.start and d.active_on(today)}
+            if entry.sector:
+                classes.add(f"sector:{entry.sector}")  # e.g. "sector:HA", the Hospital Authority
             memo.institutions[institution] = (entry.jurisdiction or None, frozenset(classes))
         for patient in patients:
             memo.consents[patient] = []

@@ -57,7 +57,8 @@ GRANTABLE_CATEGORIES = ("demographics", "allergies", "medications", "problems", 
                         "encounters", "procedures", "immunizations", "care-plans", "referrals")
 SENSITIVE_LABELS = ("PSY", "MH", "SEX", "HIV", "GDIS", "SUD", "ETH")
 PURPOSES = ("TREAT", "ETREAT", "HPAYMT", "HRESCH")
-RECIPIENT_CLASSES = ("designated:ehcv", "designated:mmdc", "jurisdiction:HK", "jurisdiction:MO", "jurisdiction:CN")
+RECIPIENT_CLASSES = ("designated:ehcv", "designated:mmdc", "sector:HA", "jurisdiction:HK", "jurisdiction:MO",
+                     "jurisdiction:CN")
 SEARCH = SearchParser()
 
 

@@ -95,6 +95,8 @@ CATALOG: dict[str, tuple[str, str, str]] = {
     "class_designated_ehcv": ("All Elderly Health Care Voucher service points", "所有長者醫療券服務點", "所有长者医疗券服务点"),
     "class_designated_mmdc": ("All Medicines and Medical Devices Connect institutions", "所有港澳藥械通指定機構",
                               "所有港澳药械通指定机构"),
+    "class_sector_HA": ("All Hospital Authority hospitals (Hong Kong)", "所有醫院管理局醫院（香港）",
+                        "所有医院管理局医院（香港）"),
     "class_jurisdiction_HK": ("All institutions in Hong Kong", "所有香港機構", "所有香港机构"),
     "class_jurisdiction_MO": ("All institutions in Macao", "所有澳門機構", "所有澳门机构"),
     "class_jurisdiction_CN": ("All institutions in the mainland Bay Area cities", "所有內地大灣區城市機構",

@@ -32,6 +32,9 @@ _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _PARTIAL_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 
+SECTOR_SYSTEM = "http://baylink.example.org/fhir/CodeSystem/institution-sector"
+
+
 def country_of(jurisdiction: str) -> str:
     return jurisdiction.split("-")[0]
 
@@ -63,6 +66,7 @@ class Institution:
     designations: list[Designation] = field(default_factory=list)
     locations: list[str] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)
+    sector: str | None = None  # e.g. "HA" (Hong Kong's Hospital Authority), "public", "private"
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -76,6 +80,7 @@ class Institution:
                 for d in self.designations
             ],
             "locations": self.locations,
+            **({"sector": self.sector} if self.sector else {}),
         }
 
 
@@ -137,7 +142,7 @@ def read_registry(path: Path = DEFAULT_FILE) -> list[dict[str, Any]]:
         if entry.get("source") and entry["source"] not in sources:
             problems.append(f"{where}: source '{entry['source']}' is not listed under sources")
         designations = _designations(entry.get("designations") or [], where, programmes, sources, problems)
-        organization = _organization(org_id, _names(names), jurisdiction, designations)
+        organization = _organization(org_id, _names(names), jurisdiction, designations, entry.get("sector"))
         resources.append(organization)
         for loc_index, location in enumerate(entry.get("locations") or []):
             loc_where = f"{where} locations[{loc_index}]"
@@ -222,7 +227,8 @@ def _address(jurisdiction: str) -> dict[str, Any]:
     return address
 
 
-def _organization(org_id: str, names: dict[str, str], jurisdiction: str, designations: list[Designation]) -> dict[str, Any]:
+def _organization(org_id: str, names: dict[str, str], jurisdiction: str, designations: list[Designation],
+                  sector: str | None = None) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Organization",
         "id": org_id,
@@ -231,7 +237,8 @@ def _organization(org_id: str, names: dict[str, str], jurisdiction: str, designa
         "identifier": [{"system": INSTITUTION_SYSTEM, "value": org_id}],
         "active": True,
         "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov",
-                              "display": "Healthcare Provider"}]}],
+                              "display": "Healthcare Provider"}]}]
+        + ([{"coding": [{"system": SECTOR_SYSTEM, "code": sector}]}] if sector else []),
         "name": names["en"],
         "alias": [v for k, v in names.items() if k != "en"] or None,
         "address": [_address(jurisdiction)],
@@ -281,13 +288,16 @@ def institution_from_resource(resource: dict[str, Any]) -> Institution:
             excludes=tuple(p["valueCode"] for p in parts if p.get("url") == "excludes"),
             services=tuple(p["valueCode"] for p in parts if p.get("url") == "service"),
         ))
+    sector = next((c.get("code") for t in resource.get("type") or [] for c in t.get("coding") or []
+                   if c.get("system") == SECTOR_SYSTEM), None)
     names = {"en": resource.get("name", "")}
     for translation in (resource.get("_name") or {}).get("extension") or []:
         if translation.get("url") == TRANSLATION_URL:
             parts = {p.get("url"): p for p in translation.get("extension") or []}
             if "lang" in parts and "content" in parts:
                 names[parts["lang"]["valueCode"]] = parts["content"]["valueString"]
-    return Institution(resource.get("id", ""), resource.get("name", ""), jurisdiction, designations, names=names)
+    return Institution(resource.get("id", ""), resource.get("name", ""), jurisdiction, designations, names=names,
+                       sector=sector)
 
 
 def load_registry(service: FhirService, path: Path = DEFAULT_FILE) -> tuple[int, int]:

@@ -51,3 +51,18 @@ def test_a_resource_about_two_patients_needs_both(app, anonymous_client) -> None
     second = {**{k: v for k, v in second.items() if k != "meta"}, "id": "consent-2", "patient": {"reference": "Patient/p2"}}
     assert anonymous_client.put("/fhir/Consent/consent-2", json=second, headers=qmh).status_code == 201
     assert anonymous_client.get("/fhir/Group/g1", headers=szh).status_code == 200  # now both have
+
+
+def test_a_consent_for_the_hospital_authority_covers_its_hospitals_only(app, anonymous_client) -> None:  # type: ignore[no-untyped-def]
+    from consent.policy import RECIPIENT_CLASS
+
+    with operator(app) as service:
+        load_registry(service)
+    szh = _as(app, anonymous_client, "hku-szh")
+    assert anonymous_client.put("/fhir/Patient/p1", json={"resourceType": "Patient", "id": "p1"}, headers=szh).status_code == 201
+    obs = {"resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "ECG"},
+           "subject": {"reference": "Patient/p1"}}
+    assert anonymous_client.put("/fhir/Observation/o1", json=obs, headers=szh).status_code == 201
+    _consent(anonymous_client, szh, _grant(["results"], actor={"identifier": {"system": RECIPIENT_CLASS, "value": "sector:HA"}}))
+    assert anonymous_client.get("/fhir/Observation/o1", headers=_as(app, anonymous_client, "ha-queen-mary")).status_code == 200
+    assert anonymous_client.get("/fhir/Observation/o1", headers=_as(app, anonymous_client, "hk-sanatorium")).status_code == 404
