@@ -34,6 +34,8 @@ test: seed lint
 
 bench: migrate
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/referral_bench.py
+	$(BIN)/python bench/ingest_bench.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
