@@ -36,6 +36,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def bearer(signing_key: bytes, institution: str) -> dict[str, str]:
+    """The headers of a client of ``institution`` holding a token with every scope, signed
+    with the server's key."""
+    from fhir_exchange.auth.tokens import TokenSigner
+
+    token = TokenSigner(signing_key).issue(f"{institution}-client", institution, "system/*.cruds",
+                                           lifetime=timedelta(hours=6)).token
+    return {"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}
+
+
 @contextmanager
 def server(database_url: str, *, gate: str = "consent", institution: str = "baylink-bench",
            signing_key: bytes | None = None) -> Iterator[tuple[str, dict[str, str]]]:
@@ -43,11 +53,9 @@ def server(database_url: str, *, gate: str = "consent", institution: str = "bayl
     headers of a client holding a token with every scope. The server signs tokens with a key
     made for this run, so the benchmark issues its token itself (as the tests do) instead of
     going through a registered client and /auth/token."""
-    from fhir_exchange.auth.tokens import TokenSigner, generate_key_pem
+    from fhir_exchange.auth.tokens import generate_key_pem
 
     signing_key = signing_key or generate_key_pem()
-    token = TokenSigner(signing_key).issue(f"{institution}-client", institution, "system/*.cruds",
-                                           lifetime=timedelta(hours=6)).token
     port = free_port()
     env = {**os.environ, "BAYLINK_DATABASE_URL": database_url, "BAYLINK_CELERY_EAGER": "true",
            "BAYLINK_TOKEN_SIGNING_KEY": signing_key.decode(), "BAYLINK_RELEASE_GATE": gate}
@@ -64,7 +72,7 @@ def server(database_url: str, *, gate: str = "consent", institution: str = "bayl
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        yield base, {"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}
+        yield base, bearer(signing_key, institution)
     finally:
         process.terminate()
         process.wait(timeout=20)
