@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fhir_exchange.ports import Release, ReleaseDecision, ReleaseGate, RequestContext, decide_many, releases_everything
+from fhir_exchange.ports import (
+    Release,
+    ReleaseDecision,
+    ReleaseGate,
+    RequestContext,
+    decide_many,
+    releases_everything,
+    releases_own_records,
+)
 from referral.rules import REFERRAL_CATEGORY_CODE, is_referral_task
 
 
@@ -37,6 +45,12 @@ class ReferralAddresseeGate:
     @property
     def releases_everything(self) -> bool:
         return releases_everything(self.inner)
+
+    @property
+    def releases_own_records(self) -> bool:
+        # this wrapper only adds releases (referrals addressed to the caller), so whatever the
+        # inner gate releases whole to its custodian, the wrapper releases whole too
+        return releases_own_records(self.inner)
 
     def decide(self, context: RequestContext, resource: dict[str, Any]) -> ReleaseDecision:
         if addressed_to(resource, context.institution):

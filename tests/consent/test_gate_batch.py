@@ -216,3 +216,24 @@ def test_decide_many_falls_back_to_decide_and_checks_the_count() -> None:
     assert [d.reason for d in decide_many(One(), context("x"), resources)] == ["a", "b"]
     with pytest.raises(RuntimeError):
         decide_many(Short(), context("x"), resources)
+
+
+def test_the_app_s_gate_counts_own_records_from_the_index(app, stored, gate: ConsentGate) -> None:  # type: ignore[no-untyped-def]
+    """The gate the app runs with (the referral addressee wrapper around the consent gate)
+    declares what the consent gate declares, so a custodian's search is counted from the index
+    there too, and the wrapper still releases what it adds."""
+    from fhir_exchange.ports import releases_own_records
+    from referral.gate import ReferralAddresseeGate
+
+    assert releases_own_records(app.state.fhir.gate)
+    spy = Spy(gate, own_records=True)
+    wrapped = ReferralAddresseeGate(spy)
+    with app.state.fhir.sessions() as session:
+        repository = FhirRepository(session, context("ha-queen-mary"), wrapped)
+        pks = repository.search_pks(SearchParser().parse("Observation", [("patient", "Patient/p1")]))
+        releasable = repository.releasable(pks)
+        asked = set(spy.asked)
+        released = {s.id for s in repository.load(releasable)}
+    assert released == {"o1", "o2", "o-2019"}  # its own; Shenzhen's o-szh is not covered by a consent to it
+    assert asked == {"o-szh"}  # counting asked only about the record it does not hold
+    assert not releases_own_records(ReferralAddresseeGate(AllowAllGate()))
