@@ -1,13 +1,14 @@
 """The release gate BayLink runs with: ``fhir_exchange``'s ReleaseGate port, implemented with
 the pure decision engine (policy.py) over what the database says at the time of the request.
 
-Per request it loads, once each: the requester's institution (jurisdiction and designations,
-from the registry), each custodian institution, and each patient's Consents, in one session
-per batch of resources (``decide_many``). Nothing read or decided is kept for another request
-(only where each registry entry is stored, a hint checked on every use), so a withdrawal takes
-effect on the very next request. Resources that belong to no patient (Organization,
+Per request it loads, once each and in one statement: the requester's institution
+(jurisdiction and designations, from the registry), each custodian institution, each patient's
+record and Consents (``decide_many``, ``decide_facts``). Nothing read or decided is kept for
+another request, so a withdrawal takes effect on the very next request. Resources that belong to no patient (Organization,
 CodeSystem, …) are not the patient's data and pass.
 
+It decides on a resource's release facts (``fhir_exchange.release_facts``): the store keeps
+them with each version, so a search's matches are counted without reading their content.
 Within a request, resources that the engine cannot tell apart (same type, patient, custodian,
 sensitivity labels and, where a Consent or break-glass looks at it, clinical date) get the
 same decision, so it is made once. The request is decided as of one instant, its first
@@ -16,47 +17,28 @@ decision's.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from consent.labels import SensitivityLabeller
 from consent.policy import ImplicitPolicy, Requester, Subject, dates_matter, decide, mask_identifiers
-from fhir_exchange.audit.trail import patients_of
 from fhir_exchange.identity.documents import naming_systems
 from fhir_exchange.institutions.registry import institution_from_resource
 from fhir_exchange.ports import AllowAllGate, Release, ReleaseDecision, RequestContext
-from fhir_exchange.search.params import SearchParser
-from fhir_exchange.store.repository import FhirRepository, custodian_of
+from fhir_exchange.release_facts import ReleaseFacts, facts_of
+from fhir_exchange.store.repository import FhirRepository
 
-# The clinically relevant date of a resource, for dataPeriod and "recent results".
-_DATE_FIELDS = ("effectiveDateTime", "issued", "recordedDate", "onsetDateTime", "authoredOn", "date", "occurrenceDateTime",
-                "performedDateTime", "whenHandedOver")
 GATE_CONTEXT = RequestContext(request_id="consent-gate", client_id="baylink-consent-gate", purpose_of_use="HOPERAT",
                               scopes=("system/Organization.rs", "system/Consent.rs", "system/Patient.rs"))
 _REQUEST_CACHE = 256  # requests whose lookups are kept (a request's own lookups are reused, never another's)
 _NOT_PATIENT_DATA = "not a patient's data"
 _CUSTODIAN = "the custodian institution sees its own records"
-_SEARCH_ESCAPE = re.compile(r"([\\,$|])")
-
-
-def resource_date(resource: dict[str, Any]) -> date | None:
-    for name in _DATE_FIELDS:
-        value = resource.get(name)
-        if isinstance(value, str) and len(value) >= 10:
-            try:
-                return date.fromisoformat(value[:10])
-            except ValueError:
-                return None
-    period = resource.get("effectivePeriod") or resource.get("period") or {}
-    start = period.get("start") if isinstance(period, dict) else None
-    return date.fromisoformat(start[:10]) if isinstance(start, str) and len(start) >= 10 else None
 
 
 def _document_jurisdictions() -> dict[str, frozenset[str]]:
@@ -66,27 +48,6 @@ def _document_jurisdictions() -> dict[str, frozenset[str]]:
         for unique in system.get("uniqueId") or []:
             places[unique["value"]] = codes
     return places
-
-
-def _any_of(values: Sequence[str]) -> str:
-    """Search values OR-ed (search.html#escaping: a comma inside a value is escaped)."""
-    return ",".join(_SEARCH_ESCAPE.sub(r"\\\1", value) for value in values)
-
-
-def _search_ids(repository: FhirRepository, keys: Sequence[tuple[str, str]]) -> list[int]:
-    """Where the resources named by (type, id) are stored: one search per type."""
-    ids: dict[str, list[str]] = {}
-    for resource_type, resource_id in keys:
-        ids.setdefault(resource_type, []).append(resource_id)
-    return [pk for resource_type, wanted in ids.items()
-            for pk in repository.search_pks(SearchParser().parse(resource_type, [("_id", _any_of(wanted))]))]
-
-
-def _consents_of(repository: FhirRepository, patients: set[str]) -> list[int]:
-    if not patients:
-        return []
-    references = _any_of([f"Patient/{p}" for p in sorted(patients)])
-    return repository.search_pks(SearchParser().parse("Consent", [("patient", references)]))
 
 
 @dataclass(slots=True)
@@ -99,6 +60,7 @@ class _Request:
     consents: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     dates_matter: dict[str, bool] = field(default_factory=dict)  # per patient
     labels: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)  # per coding
+    labelled: dict[tuple[frozenset[str], tuple[tuple[str, str], ...]], frozenset[str]] = field(default_factory=dict)
     # (type, patient, custodian, labels, date or None) -> (outcome, reason, mask)
     decisions: dict[tuple[Any, ...], tuple[Release, str, bool]] = field(default_factory=dict)
 
@@ -116,9 +78,6 @@ class ConsentGate:
         self._documents = _document_jurisdictions()
         self._lock = threading.Lock()
         self._requests: OrderedDict[str, _Request] = OrderedDict()
-        # where each registry entry and each patient's record is stored (a resource keeps its
-        # pk): a hint to read it without searching, checked on every use; content is read afresh
-        self._stored_at: dict[tuple[str, str], int] = {}
 
     # --- per-request lookups -------------------------------------------------------------------
 
@@ -148,18 +107,12 @@ class ConsentGate:
                 # reads whose order does not matter: no transaction to open and end (two round trips)
                 session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             repository = FhirRepository(session, GATE_CONTEXT, AllowAllGate())
-            unhinted = [key for key in wanted if key not in self._stored_at]
-            pks = [self._stored_at[key] for key in wanted if key in self._stored_at]
-            pks += _search_ids(repository, unhinted)
-            # every status: the engine itself passes over those not active (a search on
-            # status too costs the database more than the few rows it spares)
-            consent_pks = set(_consents_of(repository, patients))
-            found = repository.load(list(dict.fromkeys([*pks, *consent_pks])))
-            records = {(s.resource_type, s.id): s for s in found if s.content and s.pk not in consent_pks}
-            stale = [key for key in wanted if key not in records and key not in unhinted]
-            if stale:  # a hint that no longer holds: search as for a record never seen
-                loaded = repository.load(_search_ids(repository, stale))
-                records |= {(s.resource_type, s.id): s for s in loaded if s.content}
+            # one statement: the registry entries, the patients' records and their Consents of
+            # every status (the engine itself passes over those not active)
+            found = repository.lookup(wanted, ("Consent", "patient", [f"Patient/{p}" for p in sorted(patients)]))
+            keys = set(wanted)
+            records = {(s.resource_type, s.id): s for s in found if (s.resource_type, s.id) in keys and s.content}
+            consent_pks = {s.pk for s in found if s.resource_type == "Consent"}
             # the same person's other records (Patient.link, written by record linkage for
             # certain matches and by merges): a consent given on any of them is the person's
             linked: dict[str, set[str]] = {p: {p} for p in patients}
@@ -171,16 +124,10 @@ class ConsentGate:
                         linked[patient].add(other.removeprefix("Patient/"))
             others = set().union(*linked.values()) - patients
             if others:
-                more = set(_consents_of(repository, others)) - consent_pks
-                consent_pks |= more
-                found += repository.load(sorted(more))
-        for key in wanted:
-            if key in records:
-                self._stored_at[key] = records[key].pk
-            else:
-                self._stored_at.pop(key, None)
-        if len(self._stored_at) > 100_000:
-            self._stored_at.clear()
+                more = [s for s in repository.lookup([], ("Consent", "patient", [f"Patient/{p}" for p in sorted(others)]))
+                        if s.pk not in consent_pks]
+                consent_pks |= {s.pk for s in more}
+                found += more
         today = memo.now.date()
         for institution in institutions:
             stored = records.get(("Organization", institution))
@@ -216,56 +163,69 @@ class ConsentGate:
 
     def decide_many(self, context: RequestContext, resources: Sequence[dict[str, Any]]) -> list[ReleaseDecision]:
         """``decide`` for each of ``resources``, in order, with one read of the store for all
-        the Consents and registry entries they need."""
-        decisions: list[ReleaseDecision | None] = []
-        pending: list[tuple[int, dict[str, Any], str, tuple[str, ...], str | None]] = []
-        for resource in resources:
-            resource_type = resource.get("resourceType", "")
-            patients = patients_of(resource_type, resource.get("id", ""), resource)
-            if not patients:
-                decisions.append(ReleaseDecision(Release.PERMIT, resource, _NOT_PATIENT_DATA))
-                continue
-            custodian = custodian_of(resource)
-            if custodian is not None and custodian == context.institution:
-                decisions.append(ReleaseDecision(Release.PERMIT, resource, _CUSTODIAN))
-                continue
-            pending.append((len(decisions), resource, resource_type, tuple(sorted(patients)), custodian))
-            decisions.append(None)
+        the Consents and registry entries they need. Decided on the resources' release facts
+        (as ``decide_facts`` decides on the facts the store keeps), then masked where it masks."""
+        facts = [facts_of(r.get("resourceType", ""), r.get("id", ""), r) for r in resources]
+        decisions = []
+        for resource, (outcome, reason, mask) in zip(resources, self._outcomes(context, facts), strict=True):
+            if outcome is Release.DENY:
+                decisions.append(ReleaseDecision(Release.DENY, None, reason))
+            elif mask:
+                jurisdiction = self._request(context).institutions.get(context.institution, (None,))[0]
+                masked = mask_identifiers(resource, jurisdiction, lambda system: self._documents.get(system or ""))
+                decisions.append(ReleaseDecision(Release.PERMIT_WITH_MASKING, masked, reason))
+            else:
+                decisions.append(ReleaseDecision(outcome, resource, reason))
+        return decisions
+
+    def decide_facts(self, context: RequestContext, facts: Sequence[ReleaseFacts]) -> list[Release]:
+        """The outcome for each resource known by its release facts (the store's
+        ``resource.release_facts``): the same as ``decide_many`` on the resources."""
+        return [Release.PERMIT_WITH_MASKING if mask and outcome is not Release.DENY else outcome
+                for outcome, _, mask in self._outcomes(context, facts)]
+
+    def _outcomes(self, context: RequestContext, facts: Sequence[ReleaseFacts]) -> list[tuple[Release, str, bool]]:
+        outcomes: list[tuple[Release, str, bool] | None] = []
+        pending: list[int] = []
+        for position, known in enumerate(facts):
+            if not known.patients:
+                outcomes.append((Release.PERMIT, _NOT_PATIENT_DATA, False))
+            elif known.custodian is not None and known.custodian == context.institution:
+                outcomes.append((Release.PERMIT, _CUSTODIAN, False))
+            else:
+                pending.append(position)
+                outcomes.append(None)
         if pending:
             memo = self._request(context)
-            self._look_up(memo, {i for i in (context.institution, *(p[4] for p in pending)) if i is not None},
-                          {patient for p in pending for patient in p[3]})
-            for position, resource, resource_type, patients_of_resource, custodian in pending:
+            self._look_up(memo, {i for i in (context.institution, *(facts[p].custodian for p in pending)) if i is not None},
+                          {patient for p in pending for patient in facts[p].patients})
+            for position in pending:
                 # a resource about several patients (a Group, an Appointment for two) is
                 # released only if every one of them allows it
-                each = [self._decide(memo, context, resource, resource_type, patient, custodian)
-                        for patient in patients_of_resource]
-                decisions[position] = next((d for d in each if d.outcome is Release.DENY), each[0])
-        return decisions  # type: ignore[return-value]  # every position is filled
+                each = [self._decide(memo, context, facts[position], patient) for patient in facts[position].patients]
+                outcomes[position] = next((d for d in each if d[0] is Release.DENY), each[0])
+        return outcomes  # type: ignore[return-value]  # every position is filled
 
-    def _decide(self, memo: _Request, context: RequestContext, resource: dict[str, Any], resource_type: str,
-                patient: str, custodian: str | None) -> ReleaseDecision:
-        jurisdiction, classes = memo.institutions.get(context.institution, (None, frozenset()))
+    def _decide(self, memo: _Request, context: RequestContext, facts: ReleaseFacts, patient: str) -> tuple[Release, str, bool]:
         if memo.requester is None:
+            jurisdiction, classes = memo.institutions.get(context.institution, (None, frozenset()))
             memo.requester = Requester(context.institution, jurisdiction, classes, context.purpose_of_use,
                                        frozenset(context.roles), context.reason)
         consents = memo.consents[patient]
-        if patient not in memo.dates_matter:
-            memo.dates_matter[patient] = dates_matter(memo.requester, consents)
-        labels = self.labeller.labels(resource, memo.labels)
-        when = resource_date(resource) if memo.dates_matter[patient] else None
-        key = (resource_type, patient, custodian, labels, when)
+        matters = memo.dates_matter.get(patient)
+        if matters is None:
+            matters = memo.dates_matter[patient] = dates_matter(memo.requester, consents)
+        coded = (facts.security, facts.codings)
+        labels = memo.labelled.get(coded)
+        if labels is None:
+            labels = memo.labelled[coded] = self.labeller.labels_of(facts.security, facts.codings, memo.labels)
+        key = (facts.resource_type, patient, facts.custodian, labels, facts.clinical_date if matters else None)
         known = memo.decisions.get(key)
         if known is None:
-            custodian_jurisdiction = memo.institutions.get(custodian, (None, frozenset()))[0]
-            subject = Subject(resource_type, patient, custodian, custodian_jurisdiction, labels, resource_date(resource))
+            custodian_jurisdiction = memo.institutions.get(facts.custodian, (None, frozenset()))[0]
+            subject = Subject(facts.resource_type, patient, facts.custodian, custodian_jurisdiction, labels,
+                              facts.clinical_date)
             decision = decide(memo.requester, subject, consents, memo.now, self.implicit)
             reason = decision.reason + (f" ({decision.consent} {decision.provision})" if decision.consent else "")
             known = memo.decisions[key] = (decision.outcome, reason, decision.mask)
-        outcome, reason, mask = known
-        if outcome is Release.DENY:
-            return ReleaseDecision(Release.DENY, None, reason)
-        if mask:
-            masked = mask_identifiers(resource, jurisdiction, lambda system: self._documents.get(system or ""))
-            return ReleaseDecision(Release.PERMIT_WITH_MASKING, masked, reason)
-        return ReleaseDecision(outcome, resource, reason)
+        return known

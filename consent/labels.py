@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from fhir_exchange.release_facts import codings_of, security_codes
 from terminology import api as terminology_api
 from terminology.errors import TerminologyError
 from terminology.service import TerminologyService
@@ -22,7 +23,6 @@ from terminology.store import TerminologyStore
 SENSITIVE_DIAGNOSES = "http://baylink.example.org/fhir/ValueSet/sensitive-diagnoses"
 CATEGORY_EXTENSION = "http://baylink.example.org/fhir/StructureDefinition/sensitivity-category"
 WHO_ICD10 = "http://hl7.org/fhir/sid/icd-10"
-CODED_FIELDS = ("code", "conclusionCode", "reasonCode", "valueCodeableConcept")
 CHECK_EVERY = 5.0
 
 
@@ -70,25 +70,24 @@ class SensitivityLabeller:
     def labels(self, resource: dict[str, Any], seen: dict[tuple[str, str], frozenset[str]] | None = None) -> frozenset[str]:
         """The resource's sensitivity labels. ``seen`` (the caller's, e.g. one request's)
         keeps the categories of each coding already looked up, so each is looked up once."""
-        found = {s.get("code") for s in (resource.get("meta") or {}).get("security") or [] if s.get("code")}
+        return self.labels_of(security_codes(resource), codings_of(resource), seen)
+
+    def labels_of(self, security: frozenset[str], codings: tuple[tuple[str, str], ...],
+                  seen: dict[tuple[str, str], frozenset[str]] | None = None) -> frozenset[str]:
+        """The sensitivity labels of a resource with these ``meta.security`` codes and these
+        codes in its CODED_FIELDS (as release facts keep them)."""
+        found = set(security)
         refreshed = False
-        for name in CODED_FIELDS:
-            value = resource.get(name)
-            for concept in value if isinstance(value, list) else [value] if isinstance(value, dict) else []:
-                for coding in concept.get("coding") or []:
-                    system, code = coding.get("system"), coding.get("code")
-                    if not system or not code:
-                        continue
-                    key = (system, code)
-                    categories = seen.get(key) if seen is not None else None
-                    if categories is None:
-                        if not refreshed:
-                            self._refresh()
-                            refreshed = True
-                        categories = self._categories(system, code)
-                        if seen is not None:
-                            seen[key] = categories
-                    found |= categories
+        for key in codings:
+            categories = seen.get(key) if seen is not None else None
+            if categories is None:
+                if not refreshed:
+                    self._refresh()
+                    refreshed = True
+                categories = self._categories(*key)
+                if seen is not None:
+                    seen[key] = categories
+            found |= categories
         return frozenset(found)
 
     def _categories(self, system: str, code: str) -> frozenset[str]:

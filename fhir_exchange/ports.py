@@ -9,7 +9,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from fhir_exchange.release_facts import ReleaseFacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +61,9 @@ class ReleaseGate(Protocol):
     loaded and before it is serialised. Must not modify ``resource``; must be safe to call
     many times within one request; must not raise for an ordinary refusal (return DENY).
     Optional capabilities, found with ``getattr``: ``releases_everything``,
-    ``releases_own_records`` and ``decide_many`` (see the functions of those names below); a
-    gate that wraps another must pass on only those that still hold for it.
+    ``releases_own_records``, ``decide_many`` and ``decide_facts`` (see the functions of
+    those names below); a gate that wraps another must pass on only those that still hold for
+    it.
     """
 
     def decide(self, context: RequestContext, resource: dict[str, Any]) -> ReleaseDecision: ...
@@ -76,6 +80,22 @@ def releases_own_records(gate: ReleaseGate) -> bool:
     whole, every record that institution holds (the custodian tag the store stamps), so a
     caller may count those from the search index without loading them."""
     return bool(getattr(gate, "releases_own_records", False))
+
+
+def decide_facts(gate: ReleaseGate, context: RequestContext, facts: Sequence[ReleaseFacts]) -> list[Release | None]:
+    """The gate's outcomes for resources known by their release facts only (the store keeps
+    them with each version: release_facts.py), in order; None for each it cannot decide
+    without the resource (the caller then loads it and asks ``decide``). A gate may offer
+    ``decide_facts(context, facts)``, deciding exactly as ``decide`` would on the resources
+    (PERMIT_WITH_MASKING counts as a release; the masking is done when the resource itself
+    is released); otherwise nothing is decided on facts."""
+    many = getattr(gate, "decide_facts", None)
+    if many is None:
+        return [None] * len(facts)
+    outcomes = list(many(context, facts))
+    if len(outcomes) != len(facts):
+        raise RuntimeError(f"the release gate gave {len(outcomes)} outcomes for {len(facts)} resources")
+    return outcomes
 
 
 def decide_many(gate: ReleaseGate, context: RequestContext, resources: Sequence[dict[str, Any]]) -> list[ReleaseDecision]:

@@ -201,9 +201,9 @@ class FhirService:
                     raise InvalidRequest(f"'{key}': unknown modifier (use :iterate)")
                 query.ignored.append(key)
         if query.summary == "count":
-            total = len(self.repo.releasable(self.repo.search_pks(query))) if self.repo.gated else self.repo.count(query)
+            total = len(self.repo.releasable_matches(query)) if self.repo.gated else self.repo.count(query)
             return Outcome(200, body=self._searchset([], [], total, query, None, 0))
-        pks = self.repo.releasable(self.repo.search_pks(query))
+        pks = self.repo.releasable_matches(query)
         snapshot_id = None
         if len(pks) > query.count + query.offset or query.offset:
             snapshot_id = self.repo.save_snapshot(resource_type, urlencode(query.used), pks)

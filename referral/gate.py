@@ -17,11 +17,15 @@ from fhir_exchange.ports import (
     ReleaseDecision,
     ReleaseGate,
     RequestContext,
+    decide_facts,
     decide_many,
     releases_everything,
     releases_own_records,
 )
+from fhir_exchange.release_facts import ReleaseFacts
 from referral.rules import REFERRAL_CATEGORY_CODE, is_referral_task
+
+REFERRAL_TYPES = ("Task", "ServiceRequest")
 
 
 def addressed_to(resource: dict[str, Any], institution: str | None) -> bool:
@@ -63,3 +67,9 @@ class ReferralAddresseeGate:
         decided = iter(others)
         return [ReleaseDecision(Release.PERMIT, r, "a referral addressed to the requesting institution") if a
                 else next(decided) for r, a in zip(resources, addressed, strict=True)]
+
+    def decide_facts(self, context: RequestContext, facts: Sequence[ReleaseFacts]) -> list[Release | None]:
+        """The inner gate's outcomes; where it withholds a Task or ServiceRequest, whether the
+        referral is addressed to the caller can only be read from the resource itself (None)."""
+        return [None if outcome is Release.DENY and known.resource_type in REFERRAL_TYPES and context.institution
+                else outcome for known, outcome in zip(facts, decide_facts(self.inner, context, facts), strict=True)]

@@ -77,6 +77,9 @@ class ResourceRow(Base):
     last_updated: Mapped[datetime] = mapped_column(UTCDateTime())
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     content: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument, nullable=True)
+    # what a release decision about this version can depend on (fhir_exchange/release_facts.py);
+    # NULL for a tombstone, or where the resource alone cannot tell (the gate reads content then)
+    release_facts: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("res_type", "res_id"),

@@ -32,10 +32,12 @@ from fhir_exchange.ports import (
     ReleaseGate,
     RequestContext,
     WriteRule,
+    decide_facts,
     decide_many,
     releases_everything,
     releases_own_records,
 )
+from fhir_exchange.release_facts import CUSTODIAN_SYSTEM, ReleaseFacts, custodian_of, load_facts, stored_facts
 from fhir_exchange.search import index as ix
 from fhir_exchange.search.extract import extract
 from fhir_exchange.search.params import Include, SearchQuery
@@ -219,38 +221,78 @@ class FhirRepository:
         released = self._release_all([stored])
         return released[0] if released else None
 
+    def releasable_matches(self, query: SearchQuery) -> list[int]:
+        """``releasable(search_pks(query))`` with one statement fewer: the matches are read with
+        their release facts."""
+        if not self.gated:
+            return self.search_pks(query)
+        self.require(query.resource_type, "s")
+        resource = _RESOURCE.c
+        stmt = self._sql.matching(query.resource_type, query.criteria).with_only_columns(
+            resource.pk, resource.res_type, resource.release_facts)
+        stmt = stmt.order_by(*self._sql.order_by(query.resource_type, query.sort)).limit(self._max_search_results + 1)
+        rows = self.session.execute(stmt).all()
+        if len(rows) > self._max_search_results:
+            raise InvalidRequest(
+                f"the search matches more than {self._max_search_results} resources; narrow it with more parameters"
+            )
+        return self._releasable([tuple(row) for row in rows])
+
     def releasable(self, pks: list[int], batch: int = 500) -> list[int]:
         """The pks (in order) of the resources the gate would release to this caller: search
-        totals and pages count only those, so a total reveals nothing withheld. Records the
-        caller's institution holds are counted from the index when the gate releases those
-        whole (``releases_own_records``); the others are loaded and decided together, and the
-        first batch of them is kept, as released, for the ``load`` of the page that follows
-        (until anything is written through this session)."""
+        totals and pages count only those, so a total reveals nothing withheld."""
         if releases_everything(self._gate) or not pks:
             return pks
+        resource = _RESOURCE.c
+        found: dict[int, tuple[int, str, str | None]] = {}
+        for start in range(0, len(pks), batch):
+            found.update((row.pk, tuple(row)) for row in self.session.execute(  # type: ignore[misc]
+                select(resource.pk, resource.res_type, resource.release_facts).where(
+                    resource.pk.in_(pks[start : start + batch]), resource.deleted == false())))
+        return self._releasable([found[pk] for pk in pks if pk in found], batch)
+
+    def _releasable(self, rows: list[tuple[int, str, str | None]], batch: int = 500) -> list[int]:
+        """Of the live resources ``rows`` (pk, type, release facts), in order, the pks of those
+        the gate releases. Each is decided from the release facts kept with its version
+        (``release_facts.py``) when the gate decides on facts (``decide_facts``), without
+        reading its content; records the caller's institution holds count at once when the gate
+        releases those whole (``releases_own_records``). The rest are loaded and decided
+        together, and the first batch of those is kept, as released, for the ``load`` of the
+        page that follows (until anything is written through this session)."""
         institution = self.context.institution if releases_own_records(self._gate) else None
         allowed: set[int] = set()
         kept: dict[int, tuple[Row[Any], dict[str, Any]]] = {}
-        resource, token = _RESOURCE.c, TokenIndex.__table__.c
-        for start in range(0, len(pks), batch):
-            chunk = pks[start : start + batch]
-            if institution is not None:
-                allowed.update(self.session.execute(select(token.resource_pk).where(
-                    token.resource_pk.in_(chunk), token.param == "_tag", token.system == CUSTODIAN_SYSTEM,
-                    token.code == institution)).scalars())
-                chunk = [pk for pk in chunk if pk not in allowed]
-                if not chunk:
-                    continue
-            columns = [_RESOURCE] if start == 0 else [resource.pk, resource.res_type, resource.deleted, resource.content]
-            rows = [row for row in self.session.execute(select(*columns).where(resource.pk.in_(chunk)))
-                    if not row.deleted and row.content is not None]
-            opened = [crypto.vault().reveal(row.content) if row.res_type in SEALED_TYPES else row.content for row in rows]
+        resource = _RESOURCE.c
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            undecided: list[int] = []
+            by_facts: dict[int, ReleaseFacts] = {}
+            for pk, resource_type, kept_facts in chunk:
+                facts = load_facts(resource_type, kept_facts)
+                if facts is None:
+                    undecided.append(pk)
+                elif institution is not None and facts.custodian == institution:
+                    allowed.add(pk)
+                else:
+                    by_facts[pk] = facts
+            if by_facts:
+                for pk, outcome in zip(by_facts, decide_facts(self._gate, self.context, list(by_facts.values())),
+                                       strict=True):
+                    if outcome is None:
+                        undecided.append(pk)
+                    elif outcome is not Release.DENY:
+                        allowed.add(pk)
+            if not undecided:
+                continue
+            loaded = [row for row in self.session.execute(select(_RESOURCE).where(resource.pk.in_(undecided)))
+                      if not row.deleted and row.content is not None]
+            opened = [crypto.vault().reveal(row.content) if row.res_type in SEALED_TYPES else row.content for row in loaded]
             decisions = decide_many(self._gate, self.context, [self._gated_as(content) for content in opened])
-            for row, content, decision in zip(rows, opened, decisions, strict=True):
+            for row, content, decision in zip(loaded, opened, decisions, strict=True):
                 if decision.outcome is Release.DENY:
                     continue
                 allowed.add(row.pk)
-                if start == 0:
+                if len(kept) < batch:
                     kept[row.pk] = (row, decision.resource if decision.outcome is Release.PERMIT_WITH_MASKING else content)
         if not hasattr(self, "_kept"):
             def forget(*_: Any) -> None:
@@ -267,7 +309,7 @@ class FhirRepository:
             event.listen(self.session, "do_orm_execute", forget_on_write)
             event.listen(self.session, "after_flush", forget_on_flush)
         self._kept = kept
-        return [pk for pk in pks if pk in allowed]
+        return [pk for pk, _, _ in rows if pk in allowed]
 
     @property
     def gated(self) -> bool:
@@ -478,7 +520,7 @@ class FhirRepository:
         version_id = row.version_id + 1
         self.session.execute(
             update(_RESOURCE).where(_RESOURCE.c.pk == row.pk)
-            .values(version_id=version_id, last_updated=moment, deleted=True, content=None)
+            .values(version_id=version_id, last_updated=moment, deleted=True, content=None, release_facts=None)
         )
         self._clear_index(row.pk)
         self.session.execute(_INSERT_VERSION, {
@@ -506,16 +548,18 @@ class FhirRepository:
         # key order: resourceType, id, meta first, as servers conventionally return them
         document = {"resourceType": resource_type, "id": resource_id, "meta": meta, **document}
         stored_document = crypto.vault().protect(document) if resource_type in SEALED_TYPES else document
+        facts = stored_facts(resource_type, resource_id, document)
         if row is None:
             pk = self.session.execute(_INSERT_RESOURCE, {
                 "res_type": resource_type, "res_id": resource_id, "version_id": version_id,
-                "last_updated": moment, "deleted": False, "content": stored_document,
+                "last_updated": moment, "deleted": False, "content": stored_document, "release_facts": facts,
             }).scalar_one()
         else:
             pk = row.pk
             self.session.execute(
                 update(_RESOURCE).where(_RESOURCE.c.pk == pk)
-                .values(version_id=version_id, last_updated=moment, deleted=False, content=stored_document)
+                .values(version_id=version_id, last_updated=moment, deleted=False, content=stored_document,
+                        release_facts=facts)
             )
             self._clear_index(pk)
         self._deferred().add(_INSERT_VERSION, [{
@@ -767,16 +811,33 @@ class FhirRepository:
         )
         return {(t, i) for t, i in self.session.execute(stmt)}
 
-
-CUSTODIAN_SYSTEM = "http://baylink.example.org/fhir/CodeSystem/custodian"
-
-
-def custodian_of(resource: dict[str, Any] | None) -> str | None:
-    """The institution that holds the record: the one whose system first wrote it."""
-    for tag in ((resource or {}).get("meta") or {}).get("tag") or []:
-        if tag.get("system") == CUSTODIAN_SYSTEM:
-            return tag.get("code")
-    return None
+    def lookup(self, keys: Sequence[tuple[str, str]], referring: tuple[str, str, Sequence[str]] | None = None
+               ) -> list[StoredResource]:
+        """In one statement, released through the gate: the current versions of the resources
+        named by ``keys`` (type, id), and, with ``referring`` (type, reference parameter,
+        targets such as ``Patient/p1``), those of that type whose parameter refers to any of
+        the targets (as ``type?param=target,…`` finds them)."""
+        resource = _RESOURCE.c
+        conditions = []
+        wanted: dict[str, list[str]] = {}
+        for resource_type, resource_id in keys:
+            wanted.setdefault(resource_type, []).append(resource_id)
+        for resource_type, ids in wanted.items():
+            self.require(resource_type, "r")
+            conditions.append((resource.res_type == resource_type) & resource.res_id.in_(ids))
+        if referring is not None and referring[2]:
+            resource_type, param, targets = referring
+            self.require(resource_type, "s")
+            ref = ReferenceIndex.__table__.c
+            pairs = [tuple(target.split("/", 1)) for target in targets]
+            conditions.append(resource.pk.in_(select(ref.resource_pk).where(
+                ref.res_type == resource_type, ref.param == param,
+                or_(*[(ref.target_type == t) & ref.target_id.in_([i for tt, i in pairs if tt == t])
+                      for t in sorted({t for t, _ in pairs})]))))
+        if not conditions:
+            return []
+        rows = self.session.execute(select(_RESOURCE).where(or_(*conditions), resource.deleted == false())).all()
+        return self._release_all([_from_row(row) for row in rows])
 
 
 def stamp_custodian(meta: dict[str, Any], institution: str | None, previous: dict[str, Any] | None) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The consent gate's batch and per-request decisions: a batch is decided exactly as each of its
 resources would be alone; nothing decided in one request carries over to the next (a consent
 withdrawn between two requests of the same client counts at once); the caller's own records are
-counted from the index; a stale hint of where a record is stored is noticed."""
+counted without asking; what the store keeps as release facts is decided as the resources are."""
 
 from __future__ import annotations
 
@@ -118,6 +118,30 @@ def test_a_batch_is_decided_as_each_resource_alone(app, stored, gate: ConsentGat
     assert _plain([gate.decide(requester, r) for r in stored]) == _plain(batch)  # and one by one in that request
 
 
+@pytest.mark.parametrize("requester", [
+    context("hku-szh"), context("mo-kiang-wu"), context("ha-queen-mary"), context("hku-szh", "HPAYMT"),
+    context("hku-szh", "ETREAT", roles=("break-glass",), reason="unconscious"), context("unknown-clinic"),
+])
+def test_facts_kept_by_the_store_are_decided_as_the_resources(app, stored, gate: ConsentGate,  # type: ignore[no-untyped-def]
+                                                              requester: RequestContext) -> None:
+    """What the store keeps for each version (resource.release_facts) gets the outcome the
+    resource itself gets, masking included, in another request."""
+    from sqlalchemy import select
+
+    from fhir_exchange.release_facts import facts_of, load_facts
+    from fhir_exchange.store.models import ResourceRow
+
+    with app.state.engine.connect() as conn:
+        kept = {(t, i): f for t, i, f in conn.execute(select(ResourceRow.res_type, ResourceRow.res_id,
+                                                             ResourceRow.release_facts))}
+    facts = [load_facts(r["resourceType"], kept[(r["resourceType"], r["id"])]) if (r["resourceType"], r["id"]) in kept
+             else facts_of(r["resourceType"], r["id"], r) for r in stored]
+    assert all(f is not None for f in facts)
+    on_facts = gate.decide_facts(RequestContext(**{**_fields(requester), "request_id": str(uuid.uuid4())}), facts)  # type: ignore[arg-type]
+    assert on_facts == [d.outcome for d in gate.decide_many(requester, stored)]
+    assert Release.DENY in on_facts or requester.institution == "ha-queen-mary"
+
+
 def _fields(context: RequestContext) -> dict[str, Any]:
     return {name: getattr(context, name) for name in context.__slots__}
 
@@ -186,21 +210,6 @@ def test_own_records_are_counted_from_the_index(app, stored, gate: ConsentGate, 
     held = {"ha-queen-mary": {"o1", "o2", "o-2019"}, "hku-szh": {"o-szh"}, "mo-kiang-wu": set()}[institution]
     assert counted[False][1] == {"o1", "o2", "o-2019", "o-szh"}
     assert counted[True][1] == {"o1", "o2", "o-2019", "o-szh"} - held  # the gate was not asked about its own
-
-
-def test_a_stale_hint_is_noticed(app, stored, gate: ConsentGate) -> None:  # type: ignore[no-untyped-def]
-    o1 = next(r for r in stored if r["id"] == "o1")
-    assert gate.decide(context("hku-szh"), o1).outcome is Release.PERMIT
-    hints = gate._stored_at
-    right = {key: hints[key] for key in (("Organization", "hku-szh"), ("Patient", "p1"))}
-    with app.state.fhir.sessions() as session:  # the hints now name another resource (as after a restore)
-        pks = FhirRepository(session, context("x"), AllowAllGate()).search_pks(
-            SearchParser().parse("Observation", [("_id", "o2")]))
-    hints[("Organization", "hku-szh")] = hints[("Patient", "p1")] = pks[0]
-    assert gate.decide(context("hku-szh"), o1).outcome is Release.PERMIT
-    assert {key: hints[key] for key in right} == right
-    hints[("Organization", "mo-kiang-wu")] = right[("Organization", "hku-szh")]  # Macao is still not Shenzhen
-    assert gate.decide(context("mo-kiang-wu"), o1).outcome is Release.DENY
 
 
 def test_decide_many_falls_back_to_decide_and_checks_the_count() -> None:

@@ -1,0 +1,129 @@
+"""What a release decision about a resource can depend on, read from the resource once, when it
+is written, and kept beside its current version (``resource.release_facts``).
+
+A release gate decides on who asks and on a few facts of the resource: the patients it is
+about, the institution that holds it, its security labels, the codes that may make it
+sensitive, and its clinical date. All of them are read from the version's content alone, which
+never changes once written, so the store keeps them with the version and a gate that offers
+``decide_facts`` (ports.py) can decide a search's every match without loading and opening its
+content. That is what lets a search total count only what the caller may see at the cost of
+reading one short column per match (docs/performance.md, "The consent gate").
+
+The facts are not a policy: nothing here says what is released. They carry no identifier
+value (identity documents stay sealed in the content) and nothing a search index does not
+already hold, except the codes, which are a resource's clinical codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import orjson
+
+from fhir_exchange.audit.trail import patients_of
+
+CUSTODIAN_SYSTEM = "http://baylink.example.org/fhir/CodeSystem/custodian"
+# the fields whose codes can put a resource in a sensitive category (a diagnosis, a result's
+# coded value, a reason): what a sensitivity labeller looks at
+CODED_FIELDS = ("code", "conclusionCode", "reasonCode", "valueCodeableConcept")
+# the clinically relevant date of a resource (for a Consent's dataPeriod, "recent results"):
+# the first of these present
+DATE_FIELDS = ("effectiveDateTime", "issued", "recordedDate", "onsetDateTime", "authoredOn", "date",
+               "occurrenceDateTime", "performedDateTime", "whenHandedOver")
+# bumped whenever what is read changes: facts of another version are not trusted (the store
+# decides from content instead) until rewritten
+FACTS_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseFacts:
+    resource_type: str
+    patients: tuple[str, ...]  # sorted; empty: not a patient's data
+    custodian: str | None
+    security: frozenset[str]  # meta.security codes
+    codings: tuple[tuple[str, str], ...]  # (system, code) of CODED_FIELDS, sorted, each once
+    clinical_date: date | None
+
+
+def custodian_of(resource: dict[str, Any] | None) -> str | None:
+    """The institution that holds the record: the one whose system first wrote it (the tag the
+    store stamps on every version)."""
+    for tag in ((resource or {}).get("meta") or {}).get("tag") or []:
+        if tag.get("system") == CUSTODIAN_SYSTEM:
+            return tag.get("code")
+    return None
+
+
+def security_codes(resource: dict[str, Any]) -> frozenset[str]:
+    return frozenset(s["code"] for s in (resource.get("meta") or {}).get("security") or []
+                     if isinstance(s, dict) and s.get("code"))
+
+
+def codings_of(resource: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    found: set[tuple[str, str]] = set()
+    for name in CODED_FIELDS:
+        value = resource.get(name)
+        for concept in value if isinstance(value, list) else [value] if isinstance(value, dict) else []:
+            if not isinstance(concept, dict):
+                continue
+            for coding in concept.get("coding") or []:
+                system, code = (coding.get("system"), coding.get("code")) if isinstance(coding, dict) else (None, None)
+                if system and code:
+                    found.add((system, code))
+    return tuple(sorted(found))
+
+
+def clinical_date(resource: dict[str, Any]) -> date | None:
+    for name in DATE_FIELDS:
+        value = resource.get(name)
+        if isinstance(value, str) and len(value) >= 10:
+            try:
+                return date.fromisoformat(value[:10])
+            except ValueError:
+                return None
+    period = resource.get("effectivePeriod") or resource.get("period") or {}
+    start = period.get("start") if isinstance(period, dict) else None
+    try:
+        return date.fromisoformat(start[:10]) if isinstance(start, str) and len(start) >= 10 else None
+    except ValueError:
+        return None
+
+
+def facts_of(resource_type: str, resource_id: str, content: dict[str, Any]) -> ReleaseFacts:
+    return ReleaseFacts(resource_type, tuple(sorted(patients_of(resource_type, resource_id, content))),
+                        custodian_of(content), security_codes(content), codings_of(content), clinical_date(content))
+
+
+def decided_alone(resource_type: str, content: dict[str, Any]) -> bool:
+    """Whether a decision about this resource depends on it alone. Not so for a Binary whose
+    securityContext names another resource (an MHD document's DocumentReference): access to
+    it is access to that resource, as it is at the time (R4 Binary.securityContext)."""
+    if resource_type != "Binary":
+        return True
+    reference = ((content.get("securityContext") or {}).get("reference") or "")
+    other, _, other_id = reference.partition("/")
+    return not other_id or other in ("Patient", "Binary") or "/" in other_id
+
+
+def stored_facts(resource_type: str, resource_id: str, content: dict[str, Any]) -> str | None:
+    """The facts as the store keeps them (compact JSON), or None where they cannot be told from
+    the resource alone. Identity numbers may be sealed in ``content``: no fact reads them."""
+    if not decided_alone(resource_type, content):
+        return None
+    facts = facts_of(resource_type, resource_id, content)
+    return orjson.dumps([FACTS_VERSION, facts.patients, facts.custodian, sorted(facts.security),
+                         facts.codings, facts.clinical_date.isoformat() if facts.clinical_date else None]).decode()
+
+
+def load_facts(resource_type: str, text: str | None) -> ReleaseFacts | None:
+    """The facts kept for a version, or None if there are none (or of another FACTS_VERSION)."""
+    if not text:
+        return None
+    kept = orjson.loads(text)
+    if not isinstance(kept, list) or not kept or kept[0] != FACTS_VERSION:
+        return None
+    _, patients, custodian, security, codings, when = kept
+    return ReleaseFacts(resource_type, tuple(patients), custodian, frozenset(security),
+                        tuple((system, code) for system, code in codings), date.fromisoformat(when) if when else None)

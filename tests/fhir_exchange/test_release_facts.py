@@ -1,0 +1,158 @@
+"""Release facts: read from a version's content when it is written, kept beside it, given back to a
+gate that decides on facts; what has none (written before migration 0010, a Binary guarded by
+another resource, facts of another FACTS_VERSION) is decided from its content instead."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select, text, update
+
+from baylink.migrate import upgrade
+from fhir_exchange.ports import AllowAllGate, Release, ReleaseDecision, RequestContext
+from fhir_exchange.release_facts import (
+    CUSTODIAN_SYSTEM,
+    FACTS_VERSION,
+    ReleaseFacts,
+    facts_of,
+    load_facts,
+    stored_facts,
+)
+from fhir_exchange.search.params import SearchParser
+from fhir_exchange.store.models import ResourceRow
+from fhir_exchange.store.repository import FhirRepository
+
+HIV = {"system": "http://hl7.org/fhir/sid/icd-10", "code": "B20"}
+
+
+def test_facts_read_from_content() -> None:
+    appointment = {"resourceType": "Appointment", "id": "a1", "status": "booked", "start": "2026-03-04T09:00:00+08:00",
+                   "meta": {"tag": [{"system": CUSTODIAN_SYSTEM, "code": "ha-queen-mary"}],
+                            "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}]},
+                   "participant": [{"actor": {"reference": "Patient/p2"}}, {"actor": {"reference": "Patient/p1"}},
+                                   {"actor": {"reference": "Practitioner/d1"}}]}
+    facts = facts_of("Appointment", "a1", appointment)
+    assert facts.patients == ("p1", "p2")  # any reference to a Patient, sorted
+    assert facts.custodian == "ha-queen-mary"
+    assert facts.security == frozenset({"HIV"})
+    assert facts.codings == ()
+    assert facts.clinical_date is None  # Appointment.start is not a clinical date field
+    condition = {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
+                 "code": {"coding": [HIV, HIV, {"system": "http://snomed.info/sct"}]}, "recordedDate": "2025-06-30"}
+    facts = facts_of("Condition", "c1", condition)
+    assert facts.codings == (("http://hl7.org/fhir/sid/icd-10", "B20"),)  # each once; a coding without a code is none
+    assert facts.clinical_date == date(2025, 6, 30)
+    assert facts_of("Patient", "p9", {"resourceType": "Patient"}).patients == ("p9",)
+    assert facts_of("Organization", "o", {"resourceType": "Organization"}).patients == ()
+
+
+def test_kept_as_text_and_read_back() -> None:
+    observation = {"resourceType": "Observation", "id": "o1", "subject": {"reference": "Patient/p1"},
+                   "valueCodeableConcept": {"coding": [HIV]}, "effectivePeriod": {"start": "2024-01-02T00:00:00Z"}}
+    kept = stored_facts("Observation", "o1", observation)
+    assert kept is not None and load_facts("Observation", kept) == facts_of("Observation", "o1", observation)
+    assert load_facts("Observation", None) is None
+    older = kept.replace(f"[{FACTS_VERSION},", f"[{FACTS_VERSION - 1},", 1)
+    assert load_facts("Observation", older) is None  # another version's facts are not trusted
+    # a Binary guarded by another resource is decided as that resource is, at the time
+    guarded = {"resourceType": "Binary", "id": "b", "securityContext": {"reference": "DocumentReference/d1"}}
+    assert stored_facts("Binary", "b", guarded) is None
+    own = {"resourceType": "Binary", "id": "b", "securityContext": {"reference": "Patient/p1"}}
+    assert load_facts("Binary", stored_facts("Binary", "b", own)).patients == ("p1",)  # type: ignore[union-attr]
+
+
+class FactsGate:
+    """Denies what carries the HIV code; decides on facts when ``on_facts``, and records what it
+    is asked each way."""
+
+    releases_own_records = False
+
+    def __init__(self, *, on_facts: bool) -> None:
+        self.on_facts = on_facts
+        self.by_content: list[str] = []
+        self.by_facts = 0
+
+    def decide(self, context: RequestContext, resource: dict[str, Any]) -> ReleaseDecision:
+        self.by_content.append(resource["id"])
+        return (ReleaseDecision(Release.DENY, None, "hiv") if facts_of(resource["resourceType"], resource["id"], resource)
+                .codings == (("http://hl7.org/fhir/sid/icd-10", "B20"),) else ReleaseDecision(Release.PERMIT, resource, "ok"))
+
+    def decide_facts(self, context: RequestContext, facts: Sequence[ReleaseFacts]) -> list[Release | None]:
+        if not self.on_facts:
+            return [None] * len(facts)
+        self.by_facts += len(facts)
+        return [Release.DENY if f.codings == (("http://hl7.org/fhir/sid/icd-10", "B20"),) else Release.PERMIT for f in facts]
+
+
+def _context() -> RequestContext:
+    return RequestContext(request_id=str(uuid.uuid4()), client_id="t", institution="clinic-a", scopes=("system/*.cruds",))
+
+
+@pytest.fixture
+def written(app) -> None:  # type: ignore[no-untyped-def]
+    with app.state.fhir.sessions() as session, session.begin():
+        repository = FhirRepository(session, _context(), AllowAllGate())
+        for i in range(6):
+            repository.create("Condition", {"resourceType": "Condition", "subject": {"reference": "Patient/p1"},
+                                            "code": {"coding": [HIV] if i % 2 else [{"system": "urn:x", "code": str(i)}]}},
+                              f"c{i}")
+        repository.delete("Condition", "c5")
+
+
+def _count(app, gate: FactsGate, *, matches: bool) -> list[str]:  # type: ignore[no-untyped-def]
+    with app.state.fhir.sessions() as session:
+        repository = FhirRepository(session, _context(), gate)
+        query = SearchParser().parse("Condition", [("patient", "Patient/p1")])
+        pks = repository.releasable_matches(query) if matches else repository.releasable(repository.search_pks(query))
+        return sorted(s.id for s in FhirRepository(session, _context(), AllowAllGate()).load(pks))
+
+
+@pytest.mark.parametrize("matches", [True, False])
+def test_counted_on_facts_as_on_content(app, written, matches: bool) -> None:  # type: ignore[no-untyped-def]
+    on_facts, on_content = FactsGate(on_facts=True), FactsGate(on_facts=False)
+    assert _count(app, on_facts, matches=matches) == _count(app, on_content, matches=matches) == ["c0", "c2", "c4"]
+    assert on_facts.by_content == [] and on_facts.by_facts == 5  # the tombstone c5 is not asked about
+    assert sorted(on_content.by_content) == ["c0", "c1", "c2", "c3", "c4"]
+
+
+def test_versions_without_facts_are_decided_from_content(app, written) -> None:  # type: ignore[no-untyped-def]
+    with app.state.engine.begin() as conn:  # as written before migration 0010, or under an older FACTS_VERSION
+        conn.execute(update(ResourceRow).where(ResourceRow.res_id.in_(["c0", "c1"])).values(release_facts=None))
+        conn.execute(update(ResourceRow).where(ResourceRow.res_id == "c2").values(release_facts=f'[{FACTS_VERSION + 1}]'))
+    gate = FactsGate(on_facts=True)
+    assert _count(app, gate, matches=True) == ["c0", "c2", "c4"]
+    assert sorted(gate.by_content) == ["c0", "c1", "c2"] and gate.by_facts == 2
+
+
+def test_facts_follow_every_write(app, written) -> None:  # type: ignore[no-untyped-def]
+    with app.state.fhir.sessions() as session, session.begin():
+        FhirRepository(session, _context(), AllowAllGate()).update(
+            "Condition", "c1", {"resourceType": "Condition", "subject": {"reference": "Patient/p2"}, "code": {"text": "x"}})
+    with app.state.engine.connect() as conn:
+        facts = dict(conn.execute(select(ResourceRow.res_id, ResourceRow.release_facts)).all())
+    assert load_facts("Condition", facts["c1"]) == ReleaseFacts("Condition", ("p2",), "clinic-a", frozenset(), (), None)
+    assert facts["c5"] is None  # deleted
+
+
+def test_migration_gives_existing_resources_their_facts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path}/old.db"
+    upgrade(url, "0009")
+    engine = create_engine(url)
+    content = ('{"resourceType": "Observation", "id": "o1", "subject": {"reference": "Patient/p1"}, '
+               '"meta": {"tag": [{"system": "' + CUSTODIAN_SYSTEM + '", "code": "clinic-a"}]}}')
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content) VALUES "
+                          "('Observation', 'o1', 1, '2026-01-01 00:00:00', 0, :c), "
+                          "('Observation', 'gone', 2, '2026-01-01 00:00:00', 1, NULL)"), {"c": content})
+    engine.dispose()
+    upgrade(url)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        facts = dict(conn.execute(text("SELECT res_id, release_facts FROM resource")).all())
+    engine.dispose()
+    assert load_facts("Observation", facts["o1"]) == ReleaseFacts("Observation", ("p1",), "clinic-a", frozenset(), (), None)
+    assert facts["gone"] is None
