@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -68,6 +69,9 @@ class _Request:
 class ConsentGate:
     # rule 1 of the engine: the custodian institution sees its own records, whole
     releases_own_records = True
+    # given the caller's session, it reads the registry and Consents in the caller's
+    # transaction: the decision is made on what that request sees, and costs no connection
+    reads_with_caller = True
 
     def __init__(self, sessions: Callable[[], Session], *, implicit: ImplicitPolicy = ImplicitPolicy.DENY,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
@@ -93,7 +97,18 @@ class ConsentGate:
                     self._requests.popitem(last=False)
             return memo
 
-    def _look_up(self, memo: _Request, institutions: set[str], patients: set[str]) -> None:
+    @contextmanager
+    def _reader(self, session: Session | None) -> Iterator[Session]:
+        if session is not None:
+            yield session
+            return
+        with self.sessions() as own:
+            if own.get_bind().dialect.name == "postgresql":
+                # reads whose order does not matter: no transaction to open and end (two round trips)
+                own.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            yield own
+
+    def _look_up(self, memo: _Request, institutions: set[str], patients: set[str], session: Session | None = None) -> None:
         """Loads, in one session, the registry entries of ``institutions`` and the Consents of
         ``patients`` (and of the records linked to theirs) that this request has not loaded
         yet, as the gate's own operator: it decides, it releases nothing itself."""
@@ -102,11 +117,8 @@ class ConsentGate:
         if not institutions and not patients:
             return
         wanted = [("Organization", i) for i in sorted(institutions)] + [("Patient", p) for p in sorted(patients)]
-        with self.sessions() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                # reads whose order does not matter: no transaction to open and end (two round trips)
-                session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            repository = FhirRepository(session, GATE_CONTEXT, AllowAllGate())
+        with self._reader(session) as reader:
+            repository = FhirRepository(reader, GATE_CONTEXT, AllowAllGate())
             # one statement: the registry entries, the patients' records and their Consents of
             # every status (the engine itself passes over those not active)
             found = repository.lookup(wanted, ("Consent", "patient", [f"Patient/{p}" for p in sorted(patients)]))
@@ -161,13 +173,14 @@ class ConsentGate:
     def decide(self, context: RequestContext, resource: dict[str, Any]) -> ReleaseDecision:
         return self.decide_many(context, [resource])[0]
 
-    def decide_many(self, context: RequestContext, resources: Sequence[dict[str, Any]]) -> list[ReleaseDecision]:
+    def decide_many(self, context: RequestContext, resources: Sequence[dict[str, Any]], *,
+                    session: Session | None = None) -> list[ReleaseDecision]:
         """``decide`` for each of ``resources``, in order, with one read of the store for all
         the Consents and registry entries they need. Decided on the resources' release facts
         (as ``decide_facts`` decides on the facts the store keeps), then masked where it masks."""
         facts = [facts_of(r.get("resourceType", ""), r.get("id", ""), r) for r in resources]
         decisions = []
-        for resource, (outcome, reason, mask) in zip(resources, self._outcomes(context, facts), strict=True):
+        for resource, (outcome, reason, mask) in zip(resources, self._outcomes(context, facts, session), strict=True):
             if outcome is Release.DENY:
                 decisions.append(ReleaseDecision(Release.DENY, None, reason))
             elif mask:
@@ -178,13 +191,15 @@ class ConsentGate:
                 decisions.append(ReleaseDecision(outcome, resource, reason))
         return decisions
 
-    def decide_facts(self, context: RequestContext, facts: Sequence[ReleaseFacts]) -> list[Release]:
+    def decide_facts(self, context: RequestContext, facts: Sequence[ReleaseFacts], *,
+                     session: Session | None = None) -> list[Release]:
         """The outcome for each resource known by its release facts (the store's
         ``resource.release_facts``): the same as ``decide_many`` on the resources."""
         return [Release.PERMIT_WITH_MASKING if mask and outcome is not Release.DENY else outcome
-                for outcome, _, mask in self._outcomes(context, facts)]
+                for outcome, _, mask in self._outcomes(context, facts, session)]
 
-    def _outcomes(self, context: RequestContext, facts: Sequence[ReleaseFacts]) -> list[tuple[Release, str, bool]]:
+    def _outcomes(self, context: RequestContext, facts: Sequence[ReleaseFacts],
+                  session: Session | None = None) -> list[tuple[Release, str, bool]]:
         outcomes: list[tuple[Release, str, bool] | None] = []
         pending: list[int] = []
         for position, known in enumerate(facts):
@@ -198,7 +213,7 @@ class ConsentGate:
         if pending:
             memo = self._request(context)
             self._look_up(memo, {i for i in (context.institution, *(facts[p].custodian for p in pending)) if i is not None},
-                          {patient for p in pending for patient in facts[p].patients})
+                          {patient for p in pending for patient in facts[p].patients}, session)
             for position in pending:
                 # a resource about several patients (a Group, an Appointment for two) is
                 # released only if every one of them allows it

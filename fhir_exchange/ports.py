@@ -61,9 +61,9 @@ class ReleaseGate(Protocol):
     loaded and before it is serialised. Must not modify ``resource``; must be safe to call
     many times within one request; must not raise for an ordinary refusal (return DENY).
     Optional capabilities, found with ``getattr``: ``releases_everything``,
-    ``releases_own_records``, ``decide_many`` and ``decide_facts`` (see the functions of
-    those names below); a gate that wraps another must pass on only those that still hold for
-    it.
+    ``releases_own_records``, ``reads_with_caller``, ``decide_many`` and ``decide_facts``
+    (see the functions of those names below); a gate that wraps another must pass on only
+    those that still hold for it.
     """
 
     def decide(self, context: RequestContext, resource: dict[str, Any]) -> ReleaseDecision: ...
@@ -82,7 +82,20 @@ def releases_own_records(gate: ReleaseGate) -> bool:
     return bool(getattr(gate, "releases_own_records", False))
 
 
-def decide_facts(gate: ReleaseGate, context: RequestContext, facts: Sequence[ReleaseFacts]) -> list[Release | None]:
+def reads_with_caller(gate: ReleaseGate) -> bool:
+    """A gate may declare ``reads_with_caller = True``: its ``decide_many`` and
+    ``decide_facts`` then take a ``session`` keyword, the caller's database session, and read
+    what they need through it (in the caller's transaction, seeing what it sees) instead of
+    on a connection of their own."""
+    return bool(getattr(gate, "reads_with_caller", False))
+
+
+def _session_for(gate: ReleaseGate, session: Any) -> dict[str, Any]:
+    return {"session": session} if session is not None and reads_with_caller(gate) else {}
+
+
+def decide_facts(gate: ReleaseGate, context: RequestContext, facts: Sequence[ReleaseFacts], *,
+                 session: Any = None) -> list[Release | None]:
     """The gate's outcomes for resources known by their release facts only (the store keeps
     them with each version: release_facts.py), in order; None for each it cannot decide
     without the resource (the caller then loads it and asks ``decide``). A gate may offer
@@ -92,20 +105,21 @@ def decide_facts(gate: ReleaseGate, context: RequestContext, facts: Sequence[Rel
     many = getattr(gate, "decide_facts", None)
     if many is None:
         return [None] * len(facts)
-    outcomes = list(many(context, facts))
+    outcomes = list(many(context, facts, **_session_for(gate, session)))
     if len(outcomes) != len(facts):
         raise RuntimeError(f"the release gate gave {len(outcomes)} outcomes for {len(facts)} resources")
     return outcomes
 
 
-def decide_many(gate: ReleaseGate, context: RequestContext, resources: Sequence[dict[str, Any]]) -> list[ReleaseDecision]:
+def decide_many(gate: ReleaseGate, context: RequestContext, resources: Sequence[dict[str, Any]], *,
+                session: Any = None) -> list[ReleaseDecision]:
     """The gate's decisions for several resources, in order. A gate may offer
     ``decide_many(context, resources)`` (the same contract as ``decide``, one decision per
     resource) to share its lookups across a batch; otherwise each is decided alone."""
     many = getattr(gate, "decide_many", None)
     if many is None:
         return [gate.decide(context, resource) for resource in resources]
-    decisions = list(many(context, resources))
+    decisions = list(many(context, resources, **_session_for(gate, session)))
     if len(decisions) != len(resources):
         raise RuntimeError(f"the release gate gave {len(decisions)} decisions for {len(resources)} resources")
     return decisions

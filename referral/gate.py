@@ -19,6 +19,7 @@ from fhir_exchange.ports import (
     RequestContext,
     decide_facts,
     decide_many,
+    reads_with_caller,
     releases_everything,
     releases_own_records,
 )
@@ -51,6 +52,10 @@ class ReferralAddresseeGate:
         return releases_everything(self.inner)
 
     @property
+    def reads_with_caller(self) -> bool:
+        return reads_with_caller(self.inner)
+
+    @property
     def releases_own_records(self) -> bool:
         # this wrapper only adds releases (referrals addressed to the caller), so whatever the
         # inner gate releases whole to its custodian, the wrapper releases whole too
@@ -61,15 +66,19 @@ class ReferralAddresseeGate:
             return ReleaseDecision(Release.PERMIT, resource, "a referral addressed to the requesting institution")
         return self.inner.decide(context, resource)
 
-    def decide_many(self, context: RequestContext, resources: Sequence[dict[str, Any]]) -> list[ReleaseDecision]:
+    def decide_many(self, context: RequestContext, resources: Sequence[dict[str, Any]], *,
+                    session: Any = None) -> list[ReleaseDecision]:
         addressed = [addressed_to(r, context.institution) for r in resources]
-        others = decide_many(self.inner, context, [r for r, a in zip(resources, addressed, strict=True) if not a])
+        others = decide_many(self.inner, context, [r for r, a in zip(resources, addressed, strict=True) if not a],
+                             session=session)
         decided = iter(others)
         return [ReleaseDecision(Release.PERMIT, r, "a referral addressed to the requesting institution") if a
                 else next(decided) for r, a in zip(resources, addressed, strict=True)]
 
-    def decide_facts(self, context: RequestContext, facts: Sequence[ReleaseFacts]) -> list[Release | None]:
+    def decide_facts(self, context: RequestContext, facts: Sequence[ReleaseFacts], *,
+                     session: Any = None) -> list[Release | None]:
         """The inner gate's outcomes; where it withholds a Task or ServiceRequest, whether the
         referral is addressed to the caller can only be read from the resource itself (None)."""
+        outcomes = decide_facts(self.inner, context, facts, session=session)
         return [None if outcome is Release.DENY and known.resource_type in REFERRAL_TYPES and context.institution
-                else outcome for known, outcome in zip(facts, decide_facts(self.inner, context, facts), strict=True)]
+                else outcome for known, outcome in zip(facts, outcomes, strict=True)]

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Row, delete, event, false, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, Row, delete, event, false, func, insert, or_, select, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
 from fhir_exchange import crypto, terminology_sync
@@ -276,7 +276,8 @@ class FhirRepository:
                 else:
                     by_facts[pk] = facts
             if by_facts:
-                for pk, outcome in zip(by_facts, decide_facts(self._gate, self.context, list(by_facts.values())),
+                for pk, outcome in zip(by_facts, decide_facts(self._gate, self.context, list(by_facts.values()),
+                                                                   session=self.session),
                                        strict=True):
                     if outcome is None:
                         undecided.append(pk)
@@ -287,7 +288,8 @@ class FhirRepository:
             loaded = [row for row in self.session.execute(select(_RESOURCE).where(resource.pk.in_(undecided)))
                       if not row.deleted and row.content is not None]
             opened = [crypto.vault().reveal(row.content) if row.res_type in SEALED_TYPES else row.content for row in loaded]
-            decisions = decide_many(self._gate, self.context, [self._gated_as(content) for content in opened])
+            decisions = decide_many(self._gate, self.context, [self._gated_as(content) for content in opened],
+                                    session=self.session)
             for row, content, decision in zip(loaded, opened, decisions, strict=True):
                 if decision.outcome is Release.DENY:
                     continue
@@ -322,7 +324,8 @@ class FhirRepository:
         opened = [replace(s, content=crypto.vault().reveal(s.content))
                   if s.content is not None and s.resource_type in SEALED_TYPES else s for s in items]
         decisions = iter(decide_many(self._gate, self.context,
-                                     [self._gated_as(s.content) for s in opened if s.content is not None]))
+                                     [self._gated_as(s.content) for s in opened if s.content is not None],
+                                     session=self.session))
         released = []
         for stored in opened:
             if stored.content is not None:  # a tombstone carries no clinical content
@@ -824,19 +827,23 @@ class FhirRepository:
             wanted.setdefault(resource_type, []).append(resource_id)
         for resource_type, ids in wanted.items():
             self.require(resource_type, "r")
-            conditions.append((resource.res_type == resource_type) & resource.res_id.in_(ids))
+            conditions.append(select(resource.pk).where(resource.res_type == resource_type, resource.res_id.in_(ids)))
         if referring is not None and referring[2]:
             resource_type, param, targets = referring
             self.require(resource_type, "s")
             ref = ReferenceIndex.__table__.c
-            pairs = [tuple(target.split("/", 1)) for target in targets]
-            conditions.append(resource.pk.in_(select(ref.resource_pk).where(
-                ref.res_type == resource_type, ref.param == param,
-                or_(*[(ref.target_type == t) & ref.target_id.in_([i for tt, i in pairs if tt == t])
-                      for t in sorted({t for t, _ in pairs})]))))
+            by_type: dict[str, list[str]] = {}
+            for target in targets:
+                target_type, _, target_id = target.partition("/")
+                by_type.setdefault(target_type, []).append(target_id)
+            conditions += [select(ref.resource_pk).where(ref.res_type == resource_type, ref.param == param,
+                                                         ref.target_type == target_type, ref.target_id.in_(ids))
+                           for target_type, ids in by_type.items()]
         if not conditions:
             return []
-        rows = self.session.execute(select(_RESOURCE).where(or_(*conditions), resource.deleted == false())).all()
+        # each part by its own index, the parts together (an OR of them would scan the table)
+        wanted = conditions[0] if len(conditions) == 1 else union_all(*conditions)
+        rows = self.session.execute(select(_RESOURCE).where(resource.pk.in_(wanted), resource.deleted == false())).all()
         return self._release_all([_from_row(row) for row in rows])
 
 

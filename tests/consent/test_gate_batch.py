@@ -246,3 +246,26 @@ def test_the_app_s_gate_counts_own_records_from_the_index(app, stored, gate: Con
     assert released == {"o1", "o2", "o-2019"}  # its own; Shenzhen's o-szh is not covered by a consent to it
     assert asked == {"o-szh"}  # counting asked only about the record it does not hold
     assert not releases_own_records(ReferralAddresseeGate(AllowAllGate()))
+
+
+def test_the_gate_reads_in_the_caller_s_transaction(app, stored, gate: ConsentGate) -> None:  # type: ignore[no-untyped-def]
+    """Given the caller's session, the gate reads the Consents there: a consent withdrawn earlier
+    in the same transaction already counts, before anything is committed (on a connection of
+    its own the gate could not see it yet)."""
+    from fhir_exchange.ports import reads_with_caller
+
+    assert reads_with_caller(gate) and reads_with_caller(app.state.fhir.gate)
+    query = SearchParser().parse("Observation", [("patient", "Patient/p1")])
+    with app.state.fhir.sessions() as session, session.begin():
+        writer = FhirRepository(session, RequestContext(request_id=str(uuid.uuid4()), client_id="t",
+                                                        institution="ha-queen-mary", scopes=("system/*.cruds",)),
+                                AllowAllGate())
+        reader = FhirRepository(session, context("hku-szh"), gate)
+        assert {s.id for s in reader.load(reader.releasable_matches(query))} == {"o1", "o2", "o-szh"}
+        writer.update("Consent", "c1", consent(GRANT, status="inactive"))
+        again = FhirRepository(session, context("hku-szh"), gate)  # the next request, in the same transaction
+        assert {s.id for s in again.load(again.releasable_matches(query))} == {"o-szh"}
+        session.rollback()
+    fresh = FhirRepository(app.state.fhir.sessions(), context("hku-szh"), gate)
+    assert {s.id for s in fresh.load(fresh.releasable_matches(query))} == {"o1", "o2", "o-szh"}  # rolled back
+    fresh.session.close()
