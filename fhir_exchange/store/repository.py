@@ -229,7 +229,7 @@ class FhirRepository:
         self.require(query.resource_type, "s")
         resource = _RESOURCE.c
         stmt = self._sql.matching(query.resource_type, query.criteria).with_only_columns(
-            resource.pk, resource.res_type, resource.release_facts)
+            resource.pk, resource.res_type, resource.release_facts, resource.version_id)
         stmt = stmt.order_by(*self._sql.order_by(query.resource_type, query.sort)).limit(self._max_search_results + 1)
         rows = self.session.execute(stmt).all()
         if len(rows) > self._max_search_results:
@@ -244,35 +244,39 @@ class FhirRepository:
         if releases_everything(self._gate) or not pks:
             return pks
         resource = _RESOURCE.c
-        found: dict[int, tuple[int, str, str | None]] = {}
+        found: dict[int, tuple[int, str, str | None, int]] = {}
         for start in range(0, len(pks), batch):
             found.update((row.pk, tuple(row)) for row in self.session.execute(  # type: ignore[misc]
-                select(resource.pk, resource.res_type, resource.release_facts).where(
+                select(resource.pk, resource.res_type, resource.release_facts, resource.version_id).where(
                     resource.pk.in_(pks[start : start + batch]), resource.deleted == false())))
         return self._releasable([found[pk] for pk in pks if pk in found], batch)
 
-    def _releasable(self, rows: list[tuple[int, str, str | None]], batch: int = 500) -> list[int]:
-        """Of the live resources ``rows`` (pk, type, release facts), in order, the pks of those
+    def _releasable(self, rows: list[tuple[int, str, str | None, int]], batch: int = 500) -> list[int]:
+        """Of the live resources ``rows`` (pk, type, release facts, version), in order, the pks of those
         the gate releases. Each is decided from the release facts kept with its version
         (``release_facts.py``) when the gate decides on facts (``decide_facts``), without
         reading its content; records the caller's institution holds count at once when the gate
         releases those whole (``releases_own_records``). The rest are loaded and decided
         together, and the first batch of those is kept, as released, for the ``load`` of the
-        page that follows (until anything is written through this session)."""
+        page that follows (until anything is written through this session); of those released
+        whole on facts, the version is kept, so that ``load`` does not decide that version again."""
         institution = self.context.institution if releases_own_records(self._gate) else None
         allowed: set[int] = set()
         kept: dict[int, tuple[Row[Any], dict[str, Any]]] = {}
+        whole: dict[int, int] = {}  # pk -> the version released whole
+        versions = {pk: version for pk, _, _, version in rows}
         resource = _RESOURCE.c
         for start in range(0, len(rows), batch):
             chunk = rows[start : start + batch]
             undecided: list[int] = []
             by_facts: dict[int, ReleaseFacts] = {}
-            for pk, resource_type, kept_facts in chunk:
+            for pk, resource_type, kept_facts, _ in chunk:
                 facts = load_facts(resource_type, kept_facts)
                 if facts is None:
                     undecided.append(pk)
                 elif institution is not None and facts.custodian == institution:
                     allowed.add(pk)
+                    whole[pk] = versions[pk]
                 else:
                     by_facts[pk] = facts
             if by_facts:
@@ -283,6 +287,8 @@ class FhirRepository:
                         undecided.append(pk)
                     elif outcome is not Release.DENY:
                         allowed.add(pk)
+                        if outcome is Release.PERMIT:
+                            whole[pk] = versions[pk]
             if not undecided:
                 continue
             loaded = [row for row in self.session.execute(select(_RESOURCE).where(resource.pk.in_(undecided)))
@@ -299,6 +305,7 @@ class FhirRepository:
         if not hasattr(self, "_kept"):
             def forget(*_: Any) -> None:
                 self._kept = {}
+                self._whole = {}
 
             def forget_on_write(state: Any) -> None:
                 if not state.is_select:
@@ -310,8 +317,8 @@ class FhirRepository:
 
             event.listen(self.session, "do_orm_execute", forget_on_write)
             event.listen(self.session, "after_flush", forget_on_flush)
-        self._kept = kept
-        return [pk for pk, _, _ in rows if pk in allowed]
+        self._kept, self._whole = kept, whole
+        return [pk for pk, _, _, _ in rows if pk in allowed]
 
     @property
     def gated(self) -> bool:
@@ -415,16 +422,23 @@ class FhirRepository:
 
     def load(self, pks: Sequence[int]) -> list[StoredResource]:
         """The current versions of ``pks``, in that order, released through the gate (those
-        that ``releasable`` has just decided are not read and decided again)."""
+        that ``releasable`` has just decided are not decided again)."""
         if not pks:
             return []
         kept = getattr(self, "_kept", None) or {}
+        whole = getattr(self, "_whole", None) or {}
         rest = [pk for pk in dict.fromkeys(pks) if pk not in kept]
         fresh: dict[int, StoredResource] = {}
         if rest:
             rows = self.session.execute(select(_RESOURCE).where(_RESOURCE.c.pk.in_(rest))).all()
             by_pk = {row.pk: row for row in rows if not row.deleted}
-            fresh = {s.pk: s for s in self._release_all((_from_row(by_pk[pk]) for pk in rest if pk in by_pk), touch=False)}
+            loaded = [_from_row(by_pk[pk]) for pk in rest if pk in by_pk]
+            # a version ``releasable`` has just released whole is not decided again
+            decided = [s for s in loaded if whole.get(s.pk) == s.version_id and s.content is not None]
+            fresh = {s.pk: s for s in self._release_all([s for s in loaded if whole.get(s.pk) != s.version_id
+                                                         or s.content is None], touch=False)}
+            fresh |= {s.pk: replace(s, content=crypto.vault().reveal(s.content)) if s.resource_type in SEALED_TYPES else s
+                      for s in decided}
         released = []
         for pk in pks:
             if pk in kept:

@@ -156,3 +156,21 @@ def test_migration_gives_existing_resources_their_facts(tmp_path) -> None:  # ty
     engine.dispose()
     assert load_facts("Observation", facts["o1"]) == ReleaseFacts("Observation", ("p1",), "clinic-a", frozenset(), (), None)
     assert facts["gone"] is None
+
+
+def test_a_version_released_on_facts_is_not_decided_again(app, written) -> None:  # type: ignore[no-untyped-def]
+    """The page that follows a count loads what the facts released without asking the gate
+    again, but only that version: one written since (by another transaction) is decided anew."""
+    gate = FactsGate(on_facts=True)
+    query = SearchParser().parse("Condition", [("patient", "Patient/p1")])
+    with app.state.fhir.sessions() as session:
+        repository = FhirRepository(session, _context(), gate)
+        pks = repository.releasable_matches(query)
+        session.commit()  # the next statement sees what others commit meanwhile (PostgreSQL; SQLite's reads begin afresh)
+        with app.state.fhir.sessions() as other, other.begin():
+            FhirRepository(other, _context(), AllowAllGate()).update(
+                "Condition", "c2", {"resourceType": "Condition", "subject": {"reference": "Patient/p1"},
+                                    "code": {"coding": [HIV]}})
+        released = [s.id for s in repository.load(pks)]
+    assert gate.by_content == ["c2"]  # c0 and c4 were not decided twice; c2 changed, and is now withheld
+    assert released == ["c0", "c4"]
