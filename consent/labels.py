@@ -24,12 +24,14 @@ SENSITIVE_DIAGNOSES = "http://baylink.example.org/fhir/ValueSet/sensitive-diagno
 CATEGORY_EXTENSION = "http://baylink.example.org/fhir/StructureDefinition/sensitivity-category"
 WHO_ICD10 = "http://hl7.org/fhir/sid/icd-10"
 CHECK_EVERY = 5.0
+_KNOWN_CODES = 100_000
 
 
 class SensitivityLabeller:
     def __init__(self, sessions: Callable[[], Session]) -> None:
         self.sessions = sessions
-        self._index: dict[tuple[str, str], frozenset[str]] = {}
+        # the sensitive-diagnoses index, and what each code looked up so far means by it
+        self._state: tuple[dict[tuple[str, str], frozenset[str]], dict[tuple[str, str], frozenset[str]]] = ({}, {})
         self._generation = -1
         self._checked = 0.0
         self._lock = threading.Lock()
@@ -44,7 +46,7 @@ class SensitivityLabeller:
             if generation != self._generation:
                 index = self._build(TerminologyService(store))
                 with self._lock:
-                    self._index, self._generation = index, generation
+                    self._state, self._generation = (index, {}), generation
         self._checked = now
 
     @staticmethod
@@ -91,11 +93,18 @@ class SensitivityLabeller:
         return frozenset(found)
 
     def _categories(self, system: str, code: str) -> frozenset[str]:
-        index = self._index
+        # kept per terminology generation: what a code means for sensitivity changes only
+        # when the terminology does (and then the index is rebuilt, and this with it)
+        index, known = self._state
+        found = known.get((system, code))
+        if found is not None:
+            return found
         found = index.get((system, code), frozenset())
         if system != WHO_ICD10:
             for translation in _translations(system, code):
                 found |= index.get((WHO_ICD10, translation), frozenset())
+        if len(known) < _KNOWN_CODES:
+            known[(system, code)] = found
         return found
 
 

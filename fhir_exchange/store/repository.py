@@ -19,7 +19,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Row, delete, event, false, func, insert, or_, select, tuple_, union_all, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    bindparam,
+    delete,
+    event,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from fhir_exchange import crypto, terminology_sync
@@ -834,31 +848,47 @@ class FhirRepository:
         named by ``keys`` (type, id), and, with ``referring`` (type, reference parameter,
         targets such as ``Patient/p1``), those of that type whose parameter refers to any of
         the targets (as ``type?param=target,…`` finds them)."""
-        resource = _RESOURCE.c
-        conditions = []
         wanted: dict[str, list[str]] = {}
         for resource_type, resource_id in keys:
             wanted.setdefault(resource_type, []).append(resource_id)
-        for resource_type, ids in wanted.items():
-            self.require(resource_type, "r")
-            conditions.append(select(resource.pk).where(resource.res_type == resource_type, resource.res_id.in_(ids)))
-        if referring is not None and referring[2]:
-            resource_type, param, targets = referring
-            self.require(resource_type, "s")
-            ref = ReferenceIndex.__table__.c
-            by_type: dict[str, list[str]] = {}
-            for target in targets:
+        targets: dict[str, list[str]] = {}
+        if referring is not None:
+            for target in referring[2]:
                 target_type, _, target_id = target.partition("/")
-                by_type.setdefault(target_type, []).append(target_id)
-            conditions += [select(ref.resource_pk).where(ref.res_type == resource_type, ref.param == param,
-                                                         ref.target_type == target_type, ref.target_id.in_(ids))
-                           for target_type, ids in by_type.items()]
-        if not conditions:
+                targets.setdefault(target_type, []).append(target_id)
+        for resource_type in wanted:
+            self.require(resource_type, "r")
+        if referring is not None and targets:
+            self.require(referring[0], "s")
+        if not wanted and not targets:
             return []
-        # each part by its own index, the parts together (an OR of them would scan the table)
-        wanted = conditions[0] if len(conditions) == 1 else union_all(*conditions)
-        rows = self.session.execute(select(_RESOURCE).where(resource.pk.in_(wanted), resource.deleted == false())).all()
+        shape = (tuple(wanted), (referring[0], referring[1], tuple(targets)) if targets and referring else None)
+        stmt = _LOOKUPS.get(shape)
+        if stmt is None:
+            stmt = _LOOKUPS[shape] = _lookup_statement(*shape)
+        parameters = {f"ids_{n}": ids for n, ids in enumerate(wanted.values())}
+        parameters |= {f"targets_{n}": ids for n, ids in enumerate(targets.values())}
+        rows = self.session.execute(stmt, parameters).all()
         return self._release_all([_from_row(row) for row in rows])
+
+
+_LOOKUPS: dict[Any, Any] = {}  # lookup statements by shape, built once (a bound statement is reused as it is)
+
+
+def _lookup_statement(types: tuple[str, ...], referring: tuple[str, str, tuple[str, ...]] | None) -> Any:
+    resource = _RESOURCE.c
+    parts: list[Any] = [select(resource.pk).where(resource.res_type == resource_type,
+                                                  resource.res_id.in_(bindparam(f"ids_{n}", expanding=True)))
+                        for n, resource_type in enumerate(types)]
+    if referring is not None:
+        ref = ReferenceIndex.__table__.c
+        referrer, param, target_types = referring
+        parts += [select(ref.resource_pk).where(ref.res_type == referrer, ref.param == param, ref.target_type == target_type,
+                                                ref.target_id.in_(bindparam(f"targets_{n}", expanding=True)))
+                  for n, target_type in enumerate(target_types)]
+    # each part by its own index, the parts together (an OR of them would scan the table)
+    wanted = parts[0] if len(parts) == 1 else union_all(*parts)
+    return select(_RESOURCE).where(resource.pk.in_(wanted), resource.deleted == false())
 
 
 def stamp_custodian(meta: dict[str, Any], institution: str | None, previous: dict[str, Any] | None) -> dict[str, Any]:
