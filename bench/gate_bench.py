@@ -6,7 +6,8 @@
 - gate: ``ConsentGate.decide_many`` over each of 20 patients' Observations as stored (about
   100 each with 100,000 resources), each batch a new request (so it reads the registry, the
   patient's record and Consents afresh, as a request does): requests and resources decided per
-  second.
+  second; and ``ConsentGate.decide_facts`` over the release facts the store keeps for the same
+  Observations (what a search's count decides on).
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # this checkout, before any installed copy
 
+from sqlalchemy import select  # noqa: E402
+
 from consent.gate import ConsentGate  # noqa: E402
 from consent.policy import Requester, Subject, decide  # noqa: E402
 from fhir_exchange.ports import AllowAllGate, RequestContext  # noqa: E402
+from fhir_exchange.release_facts import load_facts  # noqa: E402
 from fhir_exchange.search.params import SearchParser  # noqa: E402
 from fhir_exchange.store.db import make_engine, make_sessionmaker  # noqa: E402
+from fhir_exchange.store.models import ResourceRow  # noqa: E402
 from fhir_exchange.store.repository import FhirRepository  # noqa: E402
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -74,12 +79,15 @@ def gate(database_url: str, patients: list[str]) -> dict[str, float]:
     crypto.configure(identifier_vault(Settings(database_url=database_url,
                                                identifier_keys_file=ROOT / "var" / "identifier-keys.json")))
     operator = RequestContext(request_id="bench", client_id="bench", scopes=("system/*.rs",))
-    batches = []
+    batches, fact_batches = [], []
     with sessions() as session:
         repository = FhirRepository(session, operator, AllowAllGate())
         for patient in patients:
             query = SearchParser().parse("Observation", [("patient", f"Patient/{patient}")])
-            batches.append([s.content for s in repository.load(repository.search_pks(query)) if s.content])
+            pks = repository.search_pks(query)
+            batches.append([s.content for s in repository.load(pks) if s.content])
+            kept = session.execute(select(ResourceRow.res_type, ResourceRow.release_facts).where(ResourceRow.pk.in_(pks)))
+            fact_batches.append([f for f in (load_facts(t, text) for t, text in kept) if f is not None])
     consent_gate = ConsentGate(sessions)
     resources = sum(len(b) for b in batches)
     result = {}
@@ -91,6 +99,13 @@ def gate(database_url: str, patients: list[str]) -> dict[str, float]:
         rounds = _rate(one_round, step=1)  # rounds per second
         result[f"{case}_requests"] = rounds * len(batches)
         result[f"{case}_resources"] = rounds * resources
+
+        def facts_round(institution: str = institution) -> None:
+            for batch in fact_batches:
+                context = RequestContext(request_id=str(uuid.uuid4()), client_id="bench", institution=institution)
+                consent_gate.decide_facts(context, batch)
+        rounds = _rate(facts_round, step=1)
+        result[f"{case}_facts_requests"] = rounds * len(fact_batches)
     result["batch"] = resources / len(batches)
     engine_.dispose()
     return result
@@ -99,11 +114,13 @@ def gate(database_url: str, patients: list[str]) -> dict[str, float]:
 def table(results: list[dict[str, Any]]) -> str:
     batch = sum(r["gate_rates"]["batch"] for r in results) / max(1, len(results))
     lines = [f"| backend | engine: decide() calls/s, custodian / under consent | gate, a request of {batch:.0f} Observations "
-             "under consent: requests/s (resources/s) | the same, custodian: requests/s (resources/s) |",
-             "|---|---|---|---|"]
+             "under consent: requests/s (resources/s) | the same, custodian: requests/s (resources/s) "
+             "| on their release facts (decide_facts): requests/s under consent / custodian |",
+             "|---|---|---|---|---|"]
     for r in results:
         e, g = r["engine"], r["gate_rates"]
         lines.append(f"| {r['backend']} | {e['custodian']:,.0f} / {e['consented']:,.0f} "
                      f"| {g['consented_requests']:,.0f} ({g['consented_resources']:,.0f}) "
-                     f"| {g['custodian_requests']:,.0f} ({g['custodian_resources']:,.0f}) |")
+                     f"| {g['custodian_requests']:,.0f} ({g['custodian_resources']:,.0f}) "
+                     f"| {g['consented_facts_requests']:,.0f} / {g['custodian_facts_requests']:,.0f} |")
     return "\n".join(lines)
