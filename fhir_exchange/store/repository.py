@@ -413,11 +413,30 @@ class FhirRepository:
         if row is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
         if row.deleted:
+            if not self._tombstone_released(row.pk, row.version_id):
+                raise NotFound(f"{resource_type}/{resource_id} is not known")
             raise Gone(
                 f"{resource_type}/{resource_id} was deleted (version {row.version_id})",
                 headers={"ETag": f'W/"{row.version_id}"'},
             )
         return self._release_or_refuse(_from_row(row))
+
+    def _tombstone_released(self, pk: int, version_id: int) -> bool:
+        """Whether the gate lets the caller know of a deletion: as it would let them see the
+        version deleted (a deletion tells that the record existed, so it is the record's to
+        release; one the caller may not see answers as one that never existed)."""
+        if releases_everything(self._gate):
+            return True
+        v = ResourceVersion
+        content = self.session.execute(
+            select(v.content).where(v.resource_pk == pk, v.version_id < version_id, v.content.is_not(None))
+            .order_by(v.version_id.desc()).limit(1)).scalar_one_or_none()
+        if content is None:
+            return False
+        resource_type = content.get("resourceType", "")
+        document = crypto.vault().reveal(content) if resource_type in SEALED_TYPES else content
+        return decide_many(self._gate, self.context, [self._gated_as(document)],
+                           session=self.session)[0].outcome is not Release.DENY
 
     def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
         self.require(resource_type, "r")
@@ -431,6 +450,8 @@ class FhirRepository:
         if version is None:
             raise NotFound(f"{resource_type}/{resource_id} has no version {version_id}")
         if version.deleted:
+            if not self._tombstone_released(version.resource_pk, version.version_id):
+                raise NotFound(f"{resource_type}/{resource_id} has no version {version_id}")
             raise Gone(f"{resource_type}/{resource_id} version {version_id} is a deletion")
         return self._release_or_refuse(_from_version(version), f"{resource_type}/{resource_id} has no version {version_id}")
 
@@ -805,6 +826,9 @@ class FhirRepository:
             # behind a release gate, count and page only the versions it releases (a total
             # over everything would reveal what is withheld)
             released = self._releasable_versions(conditions)
+            if resource_id is not None and since is None and not released:
+                # a record none of whose versions the caller may see answers as one never written
+                raise NotFound(f"{resource_type}/{resource_id} is not known")
             page_pks = released[offset : offset + count]
             versions = self.session.execute(select(v).where(v.pk.in_(page_pks)).order_by(v.pk.desc())).scalars().all()
             return self._release_all(_from_version(x) for x in versions), len(released), at_most_pk
@@ -817,15 +841,19 @@ class FhirRepository:
     def _releasable_versions(self, conditions: list[Any]) -> list[int]:
         v = ResourceVersion
         rows = self.session.execute(
-            select(v.pk, v.res_type, v.content).where(*conditions).order_by(v.pk.desc()).limit(self._max_search_results)
+            select(v.pk, v.res_type, v.content, v.resource_pk, v.version_id).where(*conditions).order_by(v.pk.desc())
+            .limit(self._max_search_results)
         ).all()
         released = []
-        for pk, res_type, content in rows:
+        for pk, res_type, content, resource_pk, version_id in rows:
             if not self._may_see(res_type):
                 continue
-            if content is not None:
+            if content is None:
+                if not self._tombstone_released(resource_pk, version_id):  # a deletion: as the version deleted
+                    continue
+            else:
                 document = crypto.vault().reveal(content) if res_type in SEALED_TYPES else content
-                if self._gate.decide(self.context, document).outcome is Release.DENY:
+                if self._gate.decide(self.context, self._gated_as(document)).outcome is Release.DENY:
                     continue
             released.append(pk)
         return released

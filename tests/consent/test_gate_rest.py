@@ -119,9 +119,11 @@ def _visible(client: TestClient, headers: dict[str, str], *, custodian: bool = F
             assert read.status_code == 404 and read.json()["resourceType"] == "OperationOutcome"
             assert read.json()["issue"][0]["diagnostics"] == f"{resource_type}/{rid} is not known"  # as if absent
         history = client.get(f"/fhir/{resource_type}/{rid}/_history", headers=headers)
+        assert (history.status_code == 200) == (rid in seen)  # a history none of which it may see: as if absent
         if history.status_code == 200:
-            assert history.json()["total"] == len(history.json().get("entry", []))
-            assert (rid in seen) == bool(history.json().get("entry"))
+            assert history.json()["total"] == len(history.json().get("entry", [])) > 0
+        else:
+            assert history.status_code == 404 and history.json()["issue"][0]["diagnostics"] == f"{resource_type}/{rid} is not known"
     included = client.get("/fhir/Observation", params={"_id": "o1", "_include": "Observation:subject"}, headers=headers).json()
     assert {e["resource"]["id"] for e in included.get("entry", [])} <= seen
     if not custodian:
@@ -247,3 +249,21 @@ def test_ended_consents_are_marked_inactive_by_the_beat_job(anonymous_client: Te
                 for cid in ("ended", "current")}
     assert statuses == {"ended": "inactive", "current": "active"}
     assert _visible(anonymous_client, records["szh"]) == {"o1"}
+
+
+def test_a_deletion_is_told_only_to_who_may_see_the_record(app, anonymous_client: TestClient, records) -> None:  # type: ignore[no-untyped-def]
+    """A deleted record answers 410 Gone to those who could see it, and 404 (as if it had never
+    existed) to the others, on read, vread and history: that it existed is the record's to tell."""
+    _consent(anonymous_client, records["qmh"], _grant(["results"]))
+    assert anonymous_client.delete("/fhir/Observation/o1", headers=records["qmh"]).status_code in (200, 204)
+    for who, code in (("qmh", 410), ("szh", 410), ("kw", 404), ("szh-pay", 404)):
+        read = anonymous_client.get("/fhir/Observation/o1", headers=records[who])
+        assert read.status_code == code, (who, read.text)
+        tombstone = anonymous_client.get("/fhir/Observation/o1/_history/2", headers=records[who])
+        assert tombstone.status_code == code, (who, tombstone.text)
+        if code == 404:
+            assert read.json()["issue"][0]["diagnostics"] == "Observation/o1 is not known"
+        history = anonymous_client.get("/fhir/Observation/_history", headers=records[who]).json()
+        entries = [(e["request"]["method"], e["request"]["url"]) for e in history.get("entry", [])]
+        assert (("DELETE", "Observation/o1") in entries) == (code == 410), (who, entries)
+        assert history["total"] == len(entries)
