@@ -53,7 +53,7 @@ from fhir_exchange.store.models import (
     TokenIndex,
     UriIndex,
 )
-from fhir_exchange.store.search_sql import SearchSQL
+from fhir_exchange.store.search_sql import SearchSQL, token_matches_statement, token_shape, token_values
 from fhir_exchange.validation import SEALED_TYPES
 
 _RESOURCE = ResourceRow.__table__
@@ -530,10 +530,12 @@ class FhirRepository:
             self.audit.touched(stored)
         return stored
 
-    def write_internal(self, resource_type: str, resource_id: str, content: dict[str, Any]) -> StoredResource:
+    def write_internal(self, resource_type: str, resource_id: str, content: dict[str, Any], *,
+                       fresh: bool = False) -> StoredResource:
         """A resource BayLink itself writes (the audit trail, record links, review tasks):
-        no scope check. Creates, or updates the current version."""
-        row = self._row(resource_type, resource_id, for_update=True)
+        no scope check. Creates, or updates the current version. ``fresh``: the caller made
+        the id up just now (a uuid), so there is no stored row to look for."""
+        row = None if fresh else self._row(resource_type, resource_id, for_update=True)
         return self._write(resource_type, resource_id, content, "POST" if row is None else "PUT", row)
 
     def load_internal(self, pks: Sequence[int]) -> list[StoredResource]:
@@ -606,6 +608,42 @@ class FhirRepository:
         self.require(query.resource_type, "s")
         stmt = self._sql.matching(query.resource_type, query.criteria).with_only_columns(ResourceRow.res_id)
         return list(self.session.execute(stmt.order_by(ResourceRow.pk).limit(limit)).scalars())
+
+    def match_ids_many(self, queries: Sequence[SearchQuery], limit: int = 2) -> list[list[str]]:
+        """``match_ids`` of each query, in order. The queries whose criteria are all plain
+        ``system|code`` tokens (a transaction's conditional updates on identifier and
+        custodian tag) are answered together by one statement built once per combination of
+        shapes; any other query runs on its own."""
+        for query in queries:
+            self.require(query.resource_type, "s")
+        results: list[list[str]] = [[] for _ in queries]
+        groups: dict[Any, list[int]] = {}  # shape -> positions of its queries
+        for position, query in enumerate(queries):
+            shape = token_shape(query.resource_type, query.criteria)
+            if shape is None:
+                results[position] = self.match_ids(query, limit)
+            else:
+                groups.setdefault(shape, []).append(position)
+        if not groups:
+            return results
+        shapes = tuple(sorted(groups))
+        params: dict[str, list[tuple[str, str]]] = {}
+        wanted: list[dict[tuple[tuple[str, str], ...], list[int]]] = []  # per group: values -> positions
+        for group, shape in enumerate(shapes):
+            by_values: dict[tuple[tuple[str, str], ...], list[int]] = {}
+            for position in groups[shape]:
+                by_values.setdefault(token_values(queries[position].criteria), []).append(position)
+            wanted.append(by_values)
+            for i in range(len(shape[1])):
+                params[f"v{group}_{i}"] = sorted({values[i] for values in by_values})
+        for row in self.session.execute(token_matches_statement(shapes), params):
+            width = len(shapes[row[0]][1])
+            values = tuple((row[3 + 2 * i], row[4 + 2 * i]) for i in range(width))
+            for position in wanted[row[0]].get(values, ()):
+                found = results[position]
+                if row.res_id not in found and len(found) < limit:
+                    found.append(row.res_id)
+        return results
 
     def includes(
         self, matches: Sequence[StoredResource], includes: list[Include], revincludes: list[Include]

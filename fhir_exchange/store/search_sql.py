@@ -8,10 +8,29 @@ and the prefixes compare the resource's range with the search value's range.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    null,
+    or_,
+    select,
+    true,
+    tuple_,
+    union_all,
+)
 
 from fhir_exchange.errors import InvalidRequest
 from fhir_exchange.search.params import Criterion, ParamRef, SearchValue, SortKey
@@ -294,6 +313,71 @@ class SearchSQL:
             .where(table.resource_pk == r.pk, table.res_type == resource_type, table.param == p.code)
             .scalar_subquery()
         )
+
+
+# --- conditional matches in one statement --------------------------------------------------
+
+# The shape of a conditional match whose criteria are all plain ``system|code`` tokens (an
+# identifier, a custodian tag): its resource type and its parameter codes, in order.
+TokenShape = tuple[str, tuple[str, ...]]
+
+
+def token_shape(resource_type: str, criteria: Sequence[Criterion]) -> TokenShape | None:
+    """The shape of ``criteria`` if every one is a plain token parameter with one value
+    ``system|code`` (both given, no modifier, no chain): then a resource matches exactly when
+    it has, for every criterion, an index row with that param, system and code."""
+    codes = []
+    for c in criteria:
+        if c.has is not None or c.chained or c.modifier is not None or c.param.type != "token" or len(c.values) != 1:
+            return None
+        if c.param.code in ("_id", "_lastUpdated"):
+            return None
+        v = c.values[0]
+        if not v.has_system or v.system is None or v.code is None:
+            return None
+        codes.append(c.param.code)
+    return (resource_type, tuple(codes)) if codes else None
+
+
+def token_values(criteria: Sequence[Criterion]) -> tuple[tuple[str, str], ...]:
+    """The (system, code) of each criterion of a query that has a ``token_shape``."""
+    return tuple((c.values[0].system, c.values[0].code) for c in criteria)  # type: ignore[misc]
+
+
+@lru_cache(maxsize=256)
+def token_matches_statement(shapes: tuple[TokenShape, ...]) -> Select[Any] | CompoundSelect:
+    """One statement answering conditional matches of the given shapes together; built once
+    per combination of shapes (the values are bound parameters: ``v{group}_{criterion}``, a
+    list of (system, code) pairs each) and shared, as SQLAlchemy statements are immutable.
+
+    Rows: (group, pk, res_id, system0, code0, system1, code1, …), one per live resource of
+    the group's type with an index row in every criterion's list, and per combination of
+    such rows; a query of the group matches a resource when one of its rows carries exactly
+    the query's values (the caller maps them). Each group's first criterion drives (by the
+    lookup index, as ``matching`` does); the others are joined by resource."""
+    width = max(len(codes) for _, codes in shapes)
+    r = ResourceRow.__table__
+    token = TokenIndex.__table__
+    branches = []
+    for group, (resource_type, codes) in enumerate(shapes):
+        columns: list[Any] = [literal(group).label("grp"), r.c.pk, r.c.res_id]
+        source: Any = r
+        conditions: list[ColumnElement[bool]] = [r.c.deleted == false()]
+        for i, code in enumerate(codes):
+            t = token.alias(f"t{i}")
+            values = bindparam(f"v{group}_{i}", expanding=True)
+            on = [t.c.resource_pk == r.c.pk, t.c.param == code, tuple_(t.c.system, t.c.code).in_(values)]
+            if i == 0:
+                on.append(t.c.res_type == resource_type)
+            source = source.join(t, and_(*on))
+            columns += [t.c.system.label(f"s{i}"), t.c.code.label(f"c{i}")]
+        for i in range(len(codes), width):
+            columns += [null().label(f"s{i}"), null().label(f"c{i}")]
+        branches.append(select(*columns).select_from(source).where(*conditions))
+    if len(branches) == 1:
+        return branches[0].order_by(r.c.pk)
+    union = union_all(*branches)
+    return union.order_by(union.selected_columns.grp, union.selected_columns.pk)
 
 
 def _with_prefix(v: SearchValue, prefix: str) -> SearchValue:
