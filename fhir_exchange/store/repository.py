@@ -20,6 +20,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Row, delete, event, false, func, insert, or_, select, tuple_, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from fhir_exchange import crypto, terminology_sync
@@ -110,7 +111,11 @@ class _DeferredRows:
         self.flushing = True
         try:
             for statement, rows in pending.items():
-                connection.execute(statement, rows)
+                table = _COPY_TABLES.get(statement)
+                if table is not None and connection.dialect.name == "postgresql":
+                    _copy(connection, table, rows)
+                else:
+                    connection.execute(statement, rows)
         finally:
             self.flushing = False
 
@@ -123,6 +128,27 @@ class _DeferredRows:
 
 
 _DEFERRED: WeakKeyDictionary[Connection, _DeferredRows] = WeakKeyDictionary()
+
+# The index tables: plain columns (text, numbers, naive timestamps), no defaults but the id,
+# no unique key; on PostgreSQL their deferred rows go in by COPY, which costs a third of
+# what an INSERT per row does (a message's ~300 index rows).
+_COPY_TABLES = {_INDEX_INSERTS[table]: table.__table__ for table in INDEX_TABLES}
+
+
+def _copy(connection: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """``rows`` into ``table`` by COPY on the connection's own transaction (psycopg); a
+    database error comes out as SQLAlchemy's, as an INSERT's would."""
+    import psycopg
+
+    columns = [c.name for c in table.columns if c.name != "id"]
+    sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    driver = connection.connection.driver_connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row([row.get(name) for name in columns])
+    except psycopg.Error as error:
+        raise DBAPIError.instance(sql, None, error, psycopg.Error, dialect=connection.dialect) from error
 
 
 @dataclass(frozen=True, slots=True)
