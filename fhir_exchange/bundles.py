@@ -124,6 +124,8 @@ class BundleProcessor:
         self._match_ahead(entries)
         for entry in entries:
             self._plan(entry, ids, planned)
+        # the new resources this transaction will write: their pks taken in one go
+        self.service.repo.reserve_pks(sum(1 for e in entries if self._creates(e, planned.get(e.index))))
         resolved: dict[str, str] = {}
         for entry in entries:
             if entry.resource is not None:
@@ -234,6 +236,15 @@ class BundleProcessor:
             planned[entry.index] = (resource_type, new_id)
             if entry.full_url:
                 ids[entry.full_url] = f"{resource_type}/{new_id}"
+
+    def _creates(self, entry: _Entry, plan: tuple[str, str | None] | None) -> bool:
+        """Whether the planned entry writes a new resource for sure (a POST that matched
+        nothing, a conditional update that matched nothing)."""
+        if plan is None or plan[1] is None:
+            return False
+        if entry.method == "POST":
+            return not plan[1].startswith("existing:")
+        return entry.method == "PUT" and plan[1] in self._fresh
 
     def _rewrite(self, value: Any, ids: dict[str, str], resolved: dict[str, str], index: int) -> Any:
         if isinstance(value, dict):

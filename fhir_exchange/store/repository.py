@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Row, delete, event, false, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, Row, delete, event, false, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -60,6 +60,8 @@ from fhir_exchange.validation import SEALED_TYPES
 _RESOURCE = ResourceRow.__table__
 _VERSION = ResourceVersion.__table__
 _INSERT_RESOURCE = insert(_RESOURCE).returning(_RESOURCE.c.pk)
+_INSERT_RESERVED = insert(_RESOURCE)  # resource rows whose pk was reserved ahead: deferred like the rest
+_RESERVE_PKS = text("SELECT nextval(pg_get_serial_sequence('resource', 'pk')) FROM generate_series(1, :n)")
 _INSERT_VERSION = insert(_VERSION)
 _INDEX_INSERTS = {table: insert(table.__table__) for table in INDEX_TABLES}
 MAX_INCLUDE_ITERATIONS = 4
@@ -110,7 +112,9 @@ class _DeferredRows:
         pending, self.rows = self.rows, {}
         self.flushing = True
         try:
-            for statement, rows in pending.items():
+            # resource rows first: the version and index rows refer to them
+            for statement in sorted(pending, key=lambda s: s is not _INSERT_RESERVED):
+                rows = pending[statement]
                 table = _COPY_TABLES.get(statement)
                 if table is not None and connection.dialect.name == "postgresql":
                     _copy(connection, table, rows)
@@ -225,6 +229,7 @@ class FhirRepository:
         self.audit: AuditRecorder | None = None
         self._sql = SearchSQL(base_urls)
         self._max_search_results = max_search_results
+        self._reserved: list[int] = []  # resource pks taken from the sequence ahead (PostgreSQL)
 
     # --- scopes: what the caller's access token lets it do (SMART v2 c r u d s) ----------------
 
@@ -517,6 +522,16 @@ class FhirRepository:
             self.audit.deleted(resource_type, resource_id, row.content)
         return StoredResource(row.pk, resource_type, resource_id, version_id, moment, True, "DELETE", None)
 
+    def reserve_pks(self, count: int) -> None:
+        """Take ``count`` resource pks from the sequence in one statement (PostgreSQL), for the
+        creates the caller is about to make (a transaction's new resources): their resource
+        rows then go in with the other deferred rows, not by one INSERT … RETURNING each. The
+        pks come in sequence order and are used in the order of the writes; any left unused
+        are gaps, as a rolled back insert leaves. SQLite inserts one by one as ever."""
+        if count < 2 or self.session.connection().dialect.name != "postgresql":
+            return
+        self._reserved.extend(self.session.execute(_RESERVE_PKS, {"n": count}).scalars())
+
     def _write(
         self, resource_type: str, resource_id: str, content: dict[str, Any], method: str, row: Row[Any] | None
     ) -> StoredResource:
@@ -532,7 +547,15 @@ class FhirRepository:
         # key order: resourceType, id, meta first, as servers conventionally return them
         document = {"resourceType": resource_type, "id": resource_id, "meta": meta, **document}
         stored_document = crypto.vault().protect(document) if resource_type in SEALED_TYPES else document
-        if row is None:
+        if row is None and self._reserved:
+            pk = self._reserved.pop(0)
+            if hasattr(self, "_kept"):  # a write through this session, as the INSERT below tells ``releasable``
+                self._kept = {}
+            self._deferred().add(_INSERT_RESERVED, [{
+                "pk": pk, "res_type": resource_type, "res_id": resource_id, "version_id": version_id,
+                "last_updated": moment, "deleted": False, "content": stored_document,
+            }])
+        elif row is None:
             pk = self.session.execute(_INSERT_RESOURCE, {
                 "res_type": resource_type, "res_id": resource_id, "version_id": version_id,
                 "last_updated": moment, "deleted": False, "content": stored_document,

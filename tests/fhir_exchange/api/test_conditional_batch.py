@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import pytest
 
 from fhir_exchange.bundles import BundleProcessor
-from fhir_exchange.errors import PreconditionFailed
+from fhir_exchange.errors import InvalidRequest, PreconditionFailed
 from fhir_exchange.ports import AllowAllGate, RequestContext
 from fhir_exchange.service import FhirService
 from fhir_exchange.store.repository import CUSTODIAN_SYSTEM, FhirRepository
@@ -137,3 +137,40 @@ def test_the_statement_is_built_once_per_shape(app) -> None:  # type: ignore[no-
     shape = token_shape("Observation", one.criteria)
     assert shape == token_shape("Observation", two.criteria) == ("Observation", ("identifier", "_tag"))
     assert token_matches_statement((shape,)) is token_matches_statement((shape,))  # values are bound, not built in
+
+
+def test_a_transactions_new_resources_get_pks_in_the_order_written(app) -> None:  # type: ignore[no-untyped-def]
+    """Their pks are reserved together on PostgreSQL (one statement) and used in the order
+    of the writes, as one INSERT each gives them; everything is readable and searchable."""
+    transaction(app, [put("R-1")])
+    posts = [{"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": observation(f"R-P{i}"),
+              "request": {"method": "POST", "url": "Observation"}} for i in range(3)]
+    response = transaction(app, [put("R-1", 6.0), put("R-2"), *posts, put("R-3")])
+    assert [e["response"]["status"] for e in response["entry"]] == ["200 OK", "201 Created"] + ["201 Created"] * 4
+    with as_institution(app, None) as service:
+        found = service.repo.load(service.repo.search_pks(service.parser.parse("Observation", [])))
+        by_value = {s.content["identifier"][0]["value"]: s for s in found}
+        # written in the spec's order: the POSTs, then the PUTs
+        order = ["R-P0", "R-P1", "R-P2", "R-2", "R-3"]
+        pks = [by_value[v].pk for v in order]
+        assert pks == sorted(pks) and len(set(pks)) == 5 and by_value["R-1"].pk < pks[0]
+        for value in order:
+            query = service.parse_conditional("Observation", f"identifier={OBS_SYSTEM}|{value}")
+            assert service.repo.match_ids(query) == [by_value[value].id]
+            assert service.read("Observation", by_value[value].id).body["identifier"][0]["value"] == value
+        history = service.history("Observation", by_value["R-2"].id, [])
+        assert history.body["total"] == 1
+
+
+def test_a_failed_transaction_writes_none_of_its_new_resources(app) -> None:  # type: ignore[no-untyped-def]
+    transaction(app, [put("S-1")])
+    before = stored_observations(app)
+    bad = {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": {**observation("S-9"), "noSuchElement": True},
+           "request": {"method": "POST", "url": "Observation"}}
+    posts = [{"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": observation(f"S-P{i}"),
+              "request": {"method": "POST", "url": "Observation"}} for i in range(3)]
+    with pytest.raises(InvalidRequest):
+        transaction(app, [put("S-2"), *posts, bad])
+    assert stored_observations(app) == before
+    transaction(app, [put("S-2"), *posts])  # and the same again, valid, goes in whole
+    assert set(stored_observations(app)) == {"S-1", "S-2", "S-P0", "S-P1", "S-P2"}
