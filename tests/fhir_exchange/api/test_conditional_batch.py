@@ -19,6 +19,7 @@ from fhir_exchange.store.search_sql import token_matches_statement, token_shape
 
 OBS_SYSTEM = "http://example.org/fhir/sid/lab/observation"
 HKID = "http://baylink.example.org/fhir/sid/hkid"
+AWKWARD = "tab\there\nnew line \\ back\\slash \\N 中文 'quote' \"double\" ,;| {\"json\": [1]}"
 
 
 @contextmanager
@@ -143,7 +144,7 @@ def test_a_transactions_new_resources_get_pks_in_the_order_written(app) -> None:
     """Their pks are reserved together on PostgreSQL (one statement) and used in the order
     of the writes, as one INSERT each gives them; everything is readable and searchable."""
     transaction(app, [put("R-1")])
-    posts = [{"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": observation(f"R-P{i}"),
+    posts = [{"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": {**observation(f"R-P{i}"), "note": [{"text": AWKWARD}]},
               "request": {"method": "POST", "url": "Observation"}} for i in range(3)]
     response = transaction(app, [put("R-1", 6.0), put("R-2"), *posts, put("R-3")])
     assert [e["response"]["status"] for e in response["entry"]] == ["200 OK", "201 Created"] + ["201 Created"] * 4
@@ -160,6 +161,10 @@ def test_a_transactions_new_resources_get_pks_in_the_order_written(app) -> None:
             assert service.read("Observation", by_value[value].id).body["identifier"][0]["value"] == value
         history = service.history("Observation", by_value["R-2"].id, [])
         assert history.body["total"] == 1
+        # the resource row and the version row hold the document as written, awkward text too
+        current = service.read("Observation", by_value["R-P1"].id).body
+        assert service.vread("Observation", by_value["R-P1"].id, "1").body == current
+        assert current["note"] == [{"text": AWKWARD}] and current["valueQuantity"]["value"] == 5.4
 
 
 def test_a_failed_transaction_writes_none_of_its_new_resources(app) -> None:  # type: ignore[no-untyped-def]

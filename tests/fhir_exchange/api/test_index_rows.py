@@ -1,6 +1,7 @@
 """The search index rows a write leaves are exactly what ``extract`` gives, however they go in
-(one INSERT per table, or COPY on PostgreSQL), awkward text included; a database error while
-they go in is SQLAlchemy's, as any statement's."""
+(an INSERT per table, or COPY on PostgreSQL),
+awkward text included; a database error while they go in is SQLAlchemy's, as any
+statement's, and an over-long value is refused, never cut."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import uuid
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from fhir_exchange.ports import AllowAllGate, RequestContext
 from fhir_exchange.search import index as ix
@@ -80,3 +81,26 @@ def test_an_error_while_index_rows_go_in_is_sqlalchemys(app) -> None:  # type: i
             "resource_pk": 987654321, "res_type": "Observation", "param": "code", "system": "http://x", "code": "y",
             "text": None, "type_system": None, "type_code": None}])  # no such resource: the foreign key refuses it
         session.execute(select(ResourceRow.pk).limit(1))  # any statement puts pending rows in first
+
+
+def test_an_over_long_value_is_refused_not_cut(app) -> None:  # type: ignore[no-untyped-def]
+    param = "p" * 150  # the column is VARCHAR(100)
+    row = {"resource_pk": None, "res_type": "Observation", "param": param, "system": "http://x", "code": "y",
+           "text": None, "type_system": None, "type_code": None}
+    postgres = app.state.engine.dialect.name == "postgresql"
+    with app.state.fhir.sessions() as session, session.begin():
+        service = _service(session)
+        stored = service.create("Observation", {"resourceType": "Observation", "status": "final",
+                                                "code": {"text": "x"}}).stored
+        assert stored is not None
+        session.flush()
+        _DeferredRows.of(session.connection()).add(_INDEX_INSERTS[TokenIndex], [{**row, "resource_pk": stored.pk}])
+        if postgres:
+            with pytest.raises(DataError):
+                session.execute(select(ResourceRow.pk).limit(1))
+            session.rollback()
+        else:  # SQLite keeps VARCHAR(n) whole
+            session.execute(select(ResourceRow.pk).limit(1))
+            kept = session.execute(select(TokenIndex.param).where(TokenIndex.resource_pk == stored.pk,
+                                                                  TokenIndex.system == "http://x")).scalar_one()
+            assert kept == param
