@@ -699,37 +699,28 @@ class FhirRepository:
     def match_ids_many(self, queries: Sequence[SearchQuery], limit: int = 2) -> list[list[str]]:
         """``match_ids`` of each query, in order. The queries whose criteria are all plain
         ``system|code`` tokens (a transaction's conditional updates on identifier and
-        custodian tag) are answered together by one statement built once per combination of
-        shapes; any other query runs on its own."""
+        custodian tag) are answered together by one statement, each by a branch that is the
+        statement ``match_ids`` runs for it, built once per sequence of shapes with the
+        values bound; any other query runs on its own."""
         for query in queries:
             self.require(query.resource_type, "s")
         results: list[list[str]] = [[] for _ in queries]
-        groups: dict[Any, list[int]] = {}  # shape -> positions of its queries
+        together: list[int] = []  # positions of the queries answered together
+        shapes = []
+        params: dict[str, str] = {}
         for position, query in enumerate(queries):
             shape = token_shape(query.resource_type, query.criteria)
             if shape is None:
                 results[position] = self.match_ids(query, limit)
-            else:
-                groups.setdefault(shape, []).append(position)
-        if not groups:
-            return results
-        shapes = tuple(sorted(groups))
-        params: dict[str, list[tuple[str, str]]] = {}
-        wanted: list[dict[tuple[tuple[str, str], ...], list[int]]] = []  # per group: values -> positions
-        for group, shape in enumerate(shapes):
-            by_values: dict[tuple[tuple[str, str], ...], list[int]] = {}
-            for position in groups[shape]:
-                by_values.setdefault(token_values(queries[position].criteria), []).append(position)
-            wanted.append(by_values)
-            for i in range(len(shape[1])):
-                params[f"v{group}_{i}"] = sorted({values[i] for values in by_values})
-        for row in self.session.execute(token_matches_statement(shapes), params):
-            width = len(shapes[row[0]][1])
-            values = tuple((row[3 + 2 * i], row[4 + 2 * i]) for i in range(width))
-            for position in wanted[row[0]].get(values, ()):
-                found = results[position]
-                if row.res_id not in found and len(found) < limit:
-                    found.append(row.res_id)
+                continue
+            q = len(together)
+            together.append(position)
+            shapes.append(shape)
+            for i, (system, code) in enumerate(token_values(query.criteria)):
+                params[f"s{q}_{i}"], params[f"c{q}_{i}"] = system, code
+        if together:
+            for q, _, res_id in self.session.execute(token_matches_statement(tuple(shapes), limit), params):
+                results[together[q]].append(res_id)
         return results
 
     def includes(

@@ -24,11 +24,9 @@ from sqlalchemy import (
     func,
     literal,
     not_,
-    null,
     or_,
     select,
     true,
-    tuple_,
     union_all,
 )
 
@@ -345,39 +343,34 @@ def token_values(criteria: Sequence[Criterion]) -> tuple[tuple[str, str], ...]:
 
 
 @lru_cache(maxsize=256)
-def token_matches_statement(shapes: tuple[TokenShape, ...]) -> Select[Any] | CompoundSelect:
-    """One statement answering conditional matches of the given shapes together; built once
-    per combination of shapes (the values are bound parameters: ``v{group}_{criterion}``, a
-    list of (system, code) pairs each) and shared, as SQLAlchemy statements are immutable.
+def token_matches_statement(shapes: tuple[TokenShape, ...], limit: int) -> Select[Any] | CompoundSelect:
+    """One statement answering several conditional matches together, one branch per query
+    (``shapes``: each query's shape, in order), built once per sequence of shapes and shared
+    (SQLAlchemy statements are immutable); the values are bound parameters ``s{query}_{i}``
+    and ``c{query}_{i}``, the system and code of the query's criterion ``i``.
 
-    Rows: (group, pk, res_id, system0, code0, system1, code1, …), one per live resource of
-    the group's type with an index row in every criterion's list, and per combination of
-    such rows; a query of the group matches a resource when one of its rows carries exactly
-    the query's values (the caller maps them). Each group's first criterion drives (by the
-    lookup index, as ``matching`` does); the others are joined by resource."""
-    width = max(len(codes) for _, codes in shapes)
+    Each branch is the statement ``SearchSQL.matching`` builds for such a query: the first
+    criterion drives (``pk IN`` its index rows, found by type, param, code and system), the
+    others are checked per candidate (``EXISTS``), live resources only, the first ``limit``
+    by pk. Rows: (query, pk, res_id), ordered by query and pk."""
     r = ResourceRow.__table__
     token = TokenIndex.__table__
     branches = []
-    for group, (resource_type, codes) in enumerate(shapes):
-        columns: list[Any] = [literal(group).label("grp"), r.c.pk, r.c.res_id]
-        source: Any = r
+    for q, (resource_type, codes) in enumerate(shapes):
         conditions: list[ColumnElement[bool]] = [r.c.deleted == false()]
         for i, code in enumerate(codes):
-            t = token.alias(f"t{i}")
-            values = bindparam(f"v{group}_{i}", expanding=True)
-            on = [t.c.resource_pk == r.c.pk, t.c.param == code, tuple_(t.c.system, t.c.code).in_(values)]
+            value = and_(token.c.system == bindparam(f"s{q}_{i}"), token.c.code == bindparam(f"c{q}_{i}"))
             if i == 0:
-                on.append(t.c.res_type == resource_type)
-            source = source.join(t, and_(*on))
-            columns += [t.c.system.label(f"s{i}"), t.c.code.label(f"c{i}")]
-        for i in range(len(codes), width):
-            columns += [null().label(f"s{i}"), null().label(f"c{i}")]
-        branches.append(select(*columns).select_from(source).where(*conditions))
+                conditions.append(r.c.pk.in_(select(token.c.resource_pk).where(
+                    token.c.res_type == resource_type, token.c.param == code, value)))
+            else:
+                conditions.append(exists().where(token.c.resource_pk == r.c.pk, token.c.param == code, value))
+        branches.append(select(literal(q).label("q"), r.c.pk, r.c.res_id).where(*conditions)
+                        .order_by(r.c.pk).limit(limit))
     if len(branches) == 1:
-        return branches[0].order_by(r.c.pk)
-    union = union_all(*branches)
-    return union.order_by(union.selected_columns.grp, union.selected_columns.pk)
+        return branches[0]
+    union = union_all(*[select(branch.subquery()) for branch in branches])
+    return union.order_by(union.selected_columns.q, union.selected_columns.pk)
 
 
 def _with_prefix(v: SearchValue, prefix: str) -> SearchValue:
