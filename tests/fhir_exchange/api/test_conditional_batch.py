@@ -199,3 +199,24 @@ def test_each_match_is_looked_up_by_the_index_not_scanned(app) -> None:  # type:
             "EXPLAIN QUERY PLAN " + str(compiled), positional).all())
     assert plan.count("ix_idx_token_lookup (res_type=? AND param=? AND code=? AND system=?)") == 3
     assert "SCAN idx_token" not in plan
+
+
+def test_concurrent_transactions_share_the_statements_and_get_their_own_answers(app) -> None:  # type: ignore[no-untyped-def]
+    """Threads writing at once (each its own transaction, the shared statement, pks reserved
+    per transaction): every resource once, each match its own, no pk twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(worker: int) -> None:
+        for round_ in range(3):
+            transaction(app, [put(f"C{worker}-{round_}-{i}") for i in range(4)])
+            transaction(app, [put(f"C{worker}-{round_}-{i}", 9.9) for i in range(4)])  # matched, updated
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, range(4)))
+    stored = stored_observations(app)
+    assert len(stored) == 4 * 3 * 4
+    assert all(version == 2 for _, version in stored.values())
+    with as_institution(app, None) as service:
+        found = service.repo.load(service.repo.search_pks(service.parser.parse("Observation", [])))
+    assert len({s.pk for s in found}) == len(found) == 48
+    assert all(s.content["valueQuantity"]["value"] == 9.9 for s in found)
