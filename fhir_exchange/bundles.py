@@ -59,6 +59,7 @@ class BundleProcessor:
         self.session = session
         self.prefer_return = prefer_return
         self._fresh: set[str] = set()  # ids this processor made up for conditional updates that matched nothing
+        self._matched: dict[int, list[str]] = {}  # entry index -> its conditional match, looked up ahead
 
     def process(self, bundle: Any) -> dict[str, Any]:
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
@@ -120,8 +121,11 @@ class BundleProcessor:
         self._check_unique_full_urls(entries)
         ids: dict[str, str] = {}  # fullUrl -> Type/id
         planned: dict[int, tuple[str, str | None]] = {}  # entry index -> (type, id assigned or matched)
+        self._match_ahead(entries)
         for entry in entries:
             self._plan(entry, ids, planned)
+        # the new resources this transaction will write: their pks taken in one go
+        self.service.repo.reserve_pks(sum(1 for e in entries if self._creates(e, planned.get(e.index))))
         resolved: dict[str, str] = {}
         for entry in entries:
             if entry.resource is not None:
@@ -153,6 +157,46 @@ class BundleProcessor:
                     )
                 seen.add(entry.full_url)
 
+    def _conditional(self, entry: _Entry) -> tuple[str, Any] | None:
+        """(type, criteria) of the conditional match an entry's planning looks up, if any."""
+        if entry.method == "POST" and entry.request.get("ifNoneExist"):
+            return entry.path, entry.request["ifNoneExist"]
+        if entry.method == "PUT" and entry.params:
+            return entry.path, entry.params
+        return None
+
+    def _match_ahead(self, entries: list[_Entry]) -> None:
+        """Look up the conditional matches of all the transaction's entries at once (they all
+        see the database as it was before the transaction's writes, as each would in
+        ``_plan``). An entry whose lookup would fail is left to ``_plan``, which then fails in
+        the entries' order with the same error as ever."""
+        indexes, queries = [], []
+        for entry in entries:
+            conditional = self._conditional(entry)
+            if conditional is None:
+                continue
+            resource_type, criteria = conditional
+            if "$" in resource_type or not self.service.parser.known_type(resource_type):
+                continue
+            try:
+                query = self.service.parse_conditional(resource_type, criteria)
+            except FhirError:
+                continue
+            indexes.append(entry.index)
+            queries.append(query)
+        if len(queries) < 2:
+            return
+        try:
+            found = self.service.repo.match_ids_many(queries)
+        except FhirError:
+            return
+        self._matched = dict(zip(indexes, found, strict=True))
+
+    def _match_ids(self, entry: _Entry, resource_type: str, criteria: Any) -> list[str]:
+        if entry.index in self._matched:
+            return self._matched.pop(entry.index)
+        return self.service.repo.match_ids(self.service.parse_conditional(resource_type, criteria))
+
     def _plan(self, entry: _Entry, ids: dict[str, str], planned: dict[int, tuple[str, str | None]]) -> None:
         """Decide the id each POST/PUT entry will have, before any reference is rewritten."""
         where = f"Bundle.entry[{entry.index}]"
@@ -164,8 +208,7 @@ class BundleProcessor:
             if_none_exist = entry.request.get("ifNoneExist")
             target: str | None = None
             if if_none_exist:
-                query = self.service.parse_conditional(resource_type, if_none_exist)
-                matches = self.service.repo.match_ids(query)
+                matches = self._match_ids(entry, resource_type, if_none_exist)
                 if len(matches) > 1:
                     raise PreconditionFailed(f"{where}: ifNoneExist '{if_none_exist}' matches more than one {resource_type}")
                 target = matches[0] if matches else None
@@ -177,7 +220,7 @@ class BundleProcessor:
             if entry.params:  # conditional update: Type?criteria
                 resource_type = entry.path
                 self.service.require_type(resource_type)
-                matches = self.service.repo.match_ids(self.service.parse_conditional(resource_type, entry.params))
+                matches = self._match_ids(entry, resource_type, entry.params)
                 if len(matches) > 1:
                     raise PreconditionFailed(f"{where}: the conditional update matches more than one {resource_type}")
                 body_id = (entry.resource or {}).get("id")
@@ -193,6 +236,15 @@ class BundleProcessor:
             planned[entry.index] = (resource_type, new_id)
             if entry.full_url:
                 ids[entry.full_url] = f"{resource_type}/{new_id}"
+
+    def _creates(self, entry: _Entry, plan: tuple[str, str | None] | None) -> bool:
+        """Whether the planned entry writes a new resource for sure (a POST that matched
+        nothing, a conditional update that matched nothing)."""
+        if plan is None or plan[1] is None:
+            return False
+        if entry.method == "POST":
+            return not plan[1].startswith("existing:")
+        return entry.method == "PUT" and plan[1] in self._fresh
 
     def _rewrite(self, value: Any, ids: dict[str, str], resolved: dict[str, str], index: int) -> Any:
         if isinstance(value, dict):

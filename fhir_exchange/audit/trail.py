@@ -210,7 +210,7 @@ def append(repository: FhirRepository, event: dict[str, Any]) -> StoredResource:
     """Store the AuditEvent and add its link to the chain, under the head's lock."""
     session = repository.session
     head = _locked_head(session)
-    stored = repository.write_internal("AuditEvent", str(uuid.uuid4()), event)
+    stored = repository.write_internal("AuditEvent", str(uuid.uuid4()), event, fresh=True)
     assert stored.content is not None
     digest = content_hash(stored.content)
     link_hash = chain_hash(head.chain_hash, digest)

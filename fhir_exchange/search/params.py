@@ -137,6 +137,8 @@ def non_negative_int(key: str, raw: str, upper: int | None = None) -> int:
 def _split_escaped(raw: str, sep: str, *, unescape: bool = True) -> list[str]:
     """Split ``raw`` on ``sep`` where it is not escaped with a backslash (search.html#escaping).
     With ``unescape`` the escapes are removed; without, they are kept for a later split."""
+    if "\\" not in raw:  # nothing escaped (the usual case): a plain split gives the same parts
+        return raw.split(sep)
     parts, current, i = [], [], 0
     while i < len(raw):
         ch = raw[i]

@@ -8,10 +8,27 @@ and the prefixes compare the resource's range with the search value's range.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    union_all,
+)
 
 from fhir_exchange.errors import InvalidRequest
 from fhir_exchange.search.params import Criterion, ParamRef, SearchValue, SortKey
@@ -294,6 +311,66 @@ class SearchSQL:
             .where(table.resource_pk == r.pk, table.res_type == resource_type, table.param == p.code)
             .scalar_subquery()
         )
+
+
+# --- conditional matches in one statement --------------------------------------------------
+
+# The shape of a conditional match whose criteria are all plain ``system|code`` tokens (an
+# identifier, a custodian tag): its resource type and its parameter codes, in order.
+TokenShape = tuple[str, tuple[str, ...]]
+
+
+def token_shape(resource_type: str, criteria: Sequence[Criterion]) -> TokenShape | None:
+    """The shape of ``criteria`` if every one is a plain token parameter with one value
+    ``system|code`` (both given, no modifier, no chain): then a resource matches exactly when
+    it has, for every criterion, an index row with that param, system and code."""
+    codes = []
+    for c in criteria:
+        if c.has is not None or c.chained or c.modifier is not None or c.param.type != "token" or len(c.values) != 1:
+            return None
+        if c.param.code in ("_id", "_lastUpdated"):
+            return None
+        v = c.values[0]
+        if not v.has_system or v.system is None or v.code is None:
+            return None
+        codes.append(c.param.code)
+    return (resource_type, tuple(codes)) if codes else None
+
+
+def token_values(criteria: Sequence[Criterion]) -> tuple[tuple[str, str], ...]:
+    """The (system, code) of each criterion of a query that has a ``token_shape``."""
+    return tuple((c.values[0].system, c.values[0].code) for c in criteria)  # type: ignore[misc]
+
+
+@lru_cache(maxsize=256)
+def token_matches_statement(shapes: tuple[TokenShape, ...], limit: int) -> Select[Any] | CompoundSelect:
+    """One statement answering several conditional matches together, one branch per query
+    (``shapes``: each query's shape, in order), built once per sequence of shapes and shared
+    (SQLAlchemy statements are immutable); the values are bound parameters ``s{query}_{i}``
+    and ``c{query}_{i}``, the system and code of the query's criterion ``i``.
+
+    Each branch is the statement ``SearchSQL.matching`` builds for such a query: the first
+    criterion drives (``pk IN`` its index rows, found by type, param, code and system), the
+    others are checked per candidate (``EXISTS``), live resources only, the first ``limit``
+    by pk. Rows: (query, pk, res_id), ordered by query and pk."""
+    r = ResourceRow.__table__
+    token = TokenIndex.__table__
+    branches = []
+    for q, (resource_type, codes) in enumerate(shapes):
+        conditions: list[ColumnElement[bool]] = [r.c.deleted == false()]
+        for i, code in enumerate(codes):
+            value = and_(token.c.system == bindparam(f"s{q}_{i}"), token.c.code == bindparam(f"c{q}_{i}"))
+            if i == 0:
+                conditions.append(r.c.pk.in_(select(token.c.resource_pk).where(
+                    token.c.res_type == resource_type, token.c.param == code, value)))
+            else:
+                conditions.append(exists().where(token.c.resource_pk == r.c.pk, token.c.param == code, value))
+        branches.append(select(literal(q).label("q"), r.c.pk, r.c.res_id).where(*conditions)
+                        .order_by(r.c.pk).limit(limit))
+    if len(branches) == 1:
+        return branches[0]
+    union = union_all(*[select(branch.subquery()) for branch in branches])
+    return union.order_by(union.selected_columns.q, union.selected_columns.pk)
 
 
 def _with_prefix(v: SearchValue, prefix: str) -> SearchValue:
