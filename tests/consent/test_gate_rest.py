@@ -123,7 +123,8 @@ def _visible(client: TestClient, headers: dict[str, str], *, custodian: bool = F
         if history.status_code == 200:
             assert history.json()["total"] == len(history.json().get("entry", [])) > 0
         else:
-            assert history.status_code == 404 and history.json()["issue"][0]["diagnostics"] == f"{resource_type}/{rid} is not known"
+            assert history.status_code == 404
+            assert history.json()["issue"][0]["diagnostics"] == f"{resource_type}/{rid} is not known"
     included = client.get("/fhir/Observation", params={"_id": "o1", "_include": "Observation:subject"}, headers=headers).json()
     assert {e["resource"]["id"] for e in included.get("entry", [])} <= seen
     if not custodian:

@@ -174,3 +174,21 @@ def test_a_version_released_on_facts_is_not_decided_again(app, written) -> None:
         released = [s.id for s in repository.load(pks)]
     assert gate.by_content == ["c2"]  # c0 and c4 were not decided twice; c2 changed, and is now withheld
     assert released == ["c0", "c4"]
+
+
+def test_a_transaction_s_creates_get_their_facts(app, client) -> None:  # type: ignore[no-untyped-def]
+    """A transaction's new resources (on PostgreSQL their rows go in together, by COPY, with pks
+    reserved ahead) are kept with their facts like any other write."""
+    entries = [{"resource": {"resourceType": "Observation", "status": "final", "code": {"coding": [HIV]},
+                             "subject": {"reference": f"Patient/p{i}"}, "effectiveDateTime": f"2026-0{i + 1}-01"},
+                "request": {"method": "POST", "url": "Observation"}} for i in range(3)]
+    response = client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": entries},
+                           headers={"Content-Type": "application/fhir+json"})
+    assert response.status_code == 200, response.text
+    ids = [e["response"]["location"].split("/")[1] for e in response.json()["entry"]]
+    with app.state.engine.connect() as conn:
+        rows = dict(conn.execute(select(ResourceRow.res_id, ResourceRow.release_facts).where(ResourceRow.res_id.in_(ids))).all())
+    for i, rid in enumerate(ids):
+        facts = load_facts("Observation", rows[rid])
+        assert facts is not None and facts.patients == (f"p{i}",) and facts.clinical_date == date(2026, i + 1, 1)
+        assert facts.codings == (("http://hl7.org/fhir/sid/icd-10", "B20"),)
