@@ -11,6 +11,7 @@ import typing
 from functools import cache
 from typing import Any
 
+import orjson
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
@@ -76,6 +77,35 @@ def _code_issues(model: Any, value: Any, path: str, issues: list[Issue]) -> None
                 _code_issues(child, element, where, issues)
 
 
+def _serialised_without_nul(value: dict[str, Any]) -> bool:
+    try:
+        return b"\\u0000" not in orjson.dumps(value)
+    except TypeError:  # a value JSON does not serialise as it is (e.g. a Decimal): look element by element
+        return False
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    """Where in ``value`` a string holds U+0000, if anywhere (looked for only if the
+    serialised resource holds one)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        if path.count(".") == 0 and _serialised_without_nul(value):
+            return None
+        for key, item in value.items():
+            if "\x00" in key:
+                return f"{path}.{key}"
+            found = _nul_path(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
 def check_id(resource_id: str) -> None:
     if not ID_PATTERN.match(resource_id):
         raise InvalidRequest(
@@ -124,6 +154,11 @@ def validate_resource(body: Any, expected_type: str | None = None) -> dict[str, 
         raise InvalidRequest(issues[0].diagnostics, issues=issues) from None
     except (ValueError, TypeError) as exc:  # raised by model validators outside pydantic's wrapping
         raise InvalidRequest(f"{resource_type}: {exc}") from None
+    nul = _nul_path(body, resource_type)
+    if nul is not None:
+        raise InvalidRequest(f"{nul}: contains the character U+0000 (NUL), which BayLink does not store (FHIR strings "
+                             f"should hold no control characters but tab, CR and LF: R4 datatypes.html#string)",
+                             expression=[nul])
     issues: list[Issue] = []
     _code_issues(model, body, resource_type, issues)
     if issues:

@@ -182,8 +182,25 @@ def _reps(raw: list, container: hl7.Message, segment: str, sequence: int, number
     return reps
 
 
+def _refuse_nul(text: str) -> None:
+    """HL7 v2 text carries no NUL character (0x00), and no database BayLink stores into can hold
+    one: a message with one is refused, naming where it is."""
+    at = text.find("\x00")
+    if at < 0:
+        return
+    segments = text[:at].split("\r")
+    sequence, line = len(segments), segments[-1]
+    name = line[:3]
+    separator = text[3] if len(text) > 3 else "|"
+    number = line.count(separator) + (1 if name == "MSH" else 0)  # MSH-1 is the field separator itself
+    raise ConversionError(f"{name}-{number} (segment {sequence}): contains a NUL character (0x00), which HL7 v2 "
+                          f"text may not carry", code="AR", hl7_error="102", segment=name, sequence=sequence,
+                          field=number)
+
+
 def parse(text: str) -> Message:
     """One message (segments separated by \\r) parsed by python-hl7."""
+    _refuse_nul(text)
     _check_header(text)
     try:
         parsed = hl7.parse(text)

@@ -108,6 +108,9 @@ def test_an_update_that_changes_nothing_writes_no_version(client) -> None:
         ({"resourceType": "Patient", "bogus": True}, "Patient.bogus"),
         ({"resourceType": "Observation", "code": {"text": "x"}}, "Observation.status"),
         ({"resourceType": "Patient", "name": [{"given": "not-a-list"}]}, "Patient.name[0].given"),
+        # U+0000: no database BayLink stores into can hold it (it was a 500 on PostgreSQL)
+        ({"resourceType": "Patient", "name": [{"family": "Chan", "given": ["Tai\u0000Man"]}]}, "Patient.name[0].given[0]"),
+        ({"resourceType": "Observation", "status": "final", "code": {"text": "x\u0000"}}, "Observation.code.text"),
     ],
 )
 def test_invalid_resource_names_the_element(client, body: dict, expected: str) -> None:

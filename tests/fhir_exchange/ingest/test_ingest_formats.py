@@ -74,6 +74,29 @@ def test_a_broken_message_is_refused_with_its_place_and_writes_nothing(client, a
         assert conn.execute(select(func.count()).select_from(IngestedInput)).scalar_one() == 0
 
 
+def test_a_nul_character_is_refused_where_it_is_and_writes_nothing(client, app) -> None:  # type: ignore[no-untyped-def]
+    """NUL (0x00) is no HL7 v2 text, and PostgreSQL cannot store it: refused with its segment and
+    field (found by the hypothesis fuzzing below), in MSH (the control id) or later."""
+    good = _message("ORU-R01-01.hl7").replace(b"\n", b"\r")
+    segments = good.split(b"\r")
+    pid = next(i for i, s in enumerate(segments) if s.startswith(b"PID"))
+    fields = segments[pid].split(b"|")
+    fields[3] = fields[3][:2] + b"\x00" + fields[3][2:]
+    in_pid = b"\r".join([*segments[:pid], b"|".join(fields), *segments[pid + 1:]])
+    refused = client.post("/ingest/hl7v2", content=in_pid, headers=_headers(app))
+    assert _msa(refused.text)[1] == "AR", refused.text
+    err = next(s for s in refused.text.split("\r") if s.startswith("ERR")).split("|")
+    assert err[2] == f"PID^{pid + 1}^3" and err[3].startswith("102^")  # ERR-2: segment, sequence, field
+    assert "PID-3" in err[8] and "NUL" in err[8]
+    msh = segments[0].split(b"|")
+    msh[9] = msh[9] + b"\x00"  # MSH-10, the message control id
+    in_msh = b"\r".join([b"|".join(msh), *segments[1:]])
+    assert _msa(client.post("/ingest/hl7v2", content=in_msh, headers=_headers(app)).text)[1] == "AR"
+    assert _count(app) == 0
+    with app.state.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(IngestedInput)).scalar_one() == 0
+
+
 def test_a_batch_becomes_a_job(client, app) -> None:  # type: ignore[no-untyped-def]
     messages = [_message(name).replace(b"\n", b"\r").rstrip(b"\r") for name in
                 ("ADT-A01-01.hl7", "ADT-A04-01.hl7", "ORU-R01-01.hl7")]
