@@ -195,6 +195,8 @@ class SearchParser:
     def parse(self, resource_type: str, items: Iterable[tuple[str, str]], *, lenient: bool = False) -> SearchQuery:
         query = SearchQuery(resource_type, count=self._default_count)
         for key, raw in items:
+            if "\x00" in key or "\x00" in raw:  # no stored value holds one, and no database takes one in a query
+                raise InvalidRequest(f"search parameter '{key.replace(chr(0), '')}': contains a NUL character (U+0000)")
             if key in RESULT_PARAMETERS:
                 self._result_parameter(query, key, raw)
                 continue

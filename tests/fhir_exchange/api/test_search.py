@@ -246,6 +246,9 @@ class TestUnknownParameters:
         assert client.get("/fhir/Patient", params={"_count": "-1"}).status_code == 400
         assert client.get("/fhir/Patient", params={"_sort": "nonsense"}).status_code == 400
         assert client.get("/fhir/Patient", params={"_include": "Patient:name"}).status_code == 400
+        for url in ("/fhir/Patient?name=a%00b", "/fhir/Observation?subject=Patient/a%00", "/fhir/Patient?identifier=x%7Ca%00"):
+            refused = client.get(url)  # a NUL was a 500 from PostgreSQL
+            assert refused.status_code == 400 and "NUL" in refused.json()["issue"][0]["diagnostics"], url
 
 
 class TestPaging:
