@@ -484,16 +484,19 @@ class FhirRepository:
         release; one the caller may not see answers as one that never existed)."""
         if releases_everything(self._gate):
             return True
-        v = ResourceVersion
-        content = self.session.execute(
-            select(v.content).where(v.resource_pk == pk, v.version_id < version_id, v.content.is_not(None))
-            .order_by(v.version_id.desc()).limit(1)).scalar_one_or_none()
+        content = self._deleted_version(pk, version_id)
         if content is None:
             return False
-        resource_type = content.get("resourceType", "")
-        document = crypto.vault().reveal(content) if resource_type in SEALED_TYPES else content
+        document = crypto.vault().reveal(content) if content.get("resourceType") in SEALED_TYPES else content
         return decide_many(self._gate, self.context, [self._gated_as(document)],
                            session=self.session)[0].outcome is not Release.DENY
+
+    def _deleted_version(self, pk: int, version_id: int) -> dict[str, Any] | None:
+        """The stored content of the last version before ``version_id`` that had any."""
+        v = ResourceVersion
+        return self.session.execute(
+            select(v.content).where(v.resource_pk == pk, v.version_id < version_id, v.content.is_not(None))
+            .order_by(v.version_id.desc()).limit(1)).scalar_one_or_none()
 
     def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
         self.require(resource_type, "r")
@@ -948,19 +951,20 @@ class FhirRepository:
             select(v.pk, v.res_type, v.content, v.resource_pk, v.version_id).where(*conditions).order_by(v.pk.desc())
             .limit(self._max_search_results)
         ).all()
-        released = []
-        for pk, res_type, content, resource_pk, version_id in rows:
-            if not self._may_see(res_type):
-                continue
-            if content is None:
-                if not self._tombstone_released(resource_pk, version_id):  # a deletion: as the version deleted
-                    continue
-            else:
-                document = crypto.vault().reveal(content) if res_type in SEALED_TYPES else content
-                if self._gate.decide(self.context, self._gated_as(document)).outcome is Release.DENY:
-                    continue
-            released.append(pk)
-        return released
+        rows = [row for row in rows if self._may_see(row.res_type)]
+        if releases_everything(self._gate):
+            return [row.pk for row in rows]
+        # each version decided as itself, a deletion as the version it deleted; all in one batch
+        documents: list[dict[str, Any] | None] = []
+        for row in rows:
+            content = row.content if row.content is not None else self._deleted_version(row.resource_pk, row.version_id)
+            if content is not None and content.get("resourceType") in SEALED_TYPES:
+                content = crypto.vault().reveal(content)
+            documents.append(None if content is None else self._gated_as(content))
+        decisions = iter(decide_many(self._gate, self.context, [d for d in documents if d is not None],
+                                     session=self.session))
+        return [row.pk for row, document in zip(rows, documents, strict=True)
+                if document is not None and next(decisions).outcome is not Release.DENY]
 
     # --- bulk helpers ------------------------------------------------------------------------
 
