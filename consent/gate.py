@@ -64,6 +64,8 @@ class _Request:
     labelled: dict[tuple[frozenset[str], tuple[tuple[str, str], ...]], frozenset[str]] = field(default_factory=dict)
     # (type, patient, custodian, labels, date or None) -> (outcome, reason, mask)
     decisions: dict[tuple[Any, ...], tuple[Release, str, bool]] = field(default_factory=dict)
+    # a facts head (FactsReader) whose date no decision looks at -> the decision
+    by_head: dict[str, tuple[Release, str, bool]] = field(default_factory=dict)
 
 
 class ConsentGate:
@@ -214,11 +216,19 @@ class ConsentGate:
             memo = self._request(context)
             self._look_up(memo, {i for i in (context.institution, *(facts[p].custodian for p in pending)) if i is not None},
                           {patient for p in pending for patient in facts[p].patients}, session)
+            by_head = memo.by_head
             for position in pending:
+                known = facts[position]
+                head = known.head
+                if head is not None and head in by_head:  # the same facts but for a date no one looks at
+                    outcomes[position] = by_head[head]
+                    continue
                 # a resource about several patients (a Group, an Appointment for two) is
                 # released only if every one of them allows it
-                each = [self._decide(memo, context, facts[position], patient) for patient in facts[position].patients]
-                outcomes[position] = next((d for d in each if d[0] is Release.DENY), each[0])
+                each = [self._decide(memo, context, known, patient) for patient in known.patients]
+                outcome = outcomes[position] = next((d for d in each if d[0] is Release.DENY), each[0])
+                if head is not None and not any(memo.dates_matter[patient] for patient in known.patients):
+                    by_head[head] = outcome
         return outcomes  # type: ignore[return-value]  # every position is filled
 
     def _decide(self, memo: _Request, context: RequestContext, facts: ReleaseFacts, patient: str) -> tuple[Release, str, bool]:

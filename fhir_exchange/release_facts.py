@@ -16,9 +16,8 @@ already hold, except the codes, which are a resource's clinical codes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -35,16 +34,21 @@ DATE_FIELDS = ("effectiveDateTime", "issued", "recordedDate", "onsetDateTime", "
 # bumped whenever what is read changes: facts of another version are not trusted (the store
 # decides from content instead) until rewritten
 FACTS_VERSION = 1
+_KEPT_PREFIX = f"[{FACTS_VERSION},"
 
 
-@dataclass(frozen=True, slots=True)
-class ReleaseFacts:
+class ReleaseFacts(NamedTuple):
+    """What a release decision can depend on (a tuple: many are made per search)."""
+
     resource_type: str
     patients: tuple[str, ...]  # sorted; empty: not a patient's data
     custodian: str | None
     security: frozenset[str]  # meta.security codes
     codings: tuple[tuple[str, str], ...]  # (system, code) of CODED_FIELDS, sorted, each once
     clinical_date: date | None
+    # set by a FactsReader: the type and the kept text but for the date, the same string for
+    # every version whose facts differ from these by the date alone (a decider's memo key)
+    head: str | None = None
 
 
 def custodian_of(resource: dict[str, Any] | None) -> str | None:
@@ -127,3 +131,42 @@ def load_facts(resource_type: str, text: str | None) -> ReleaseFacts | None:
     _, patients, custodian, security, codings, when = kept
     return ReleaseFacts(resource_type, tuple(patients), custodian, frozenset(security),
                         tuple((system, code) for system, code in codings), date.fromisoformat(when) if when else None)
+
+
+class FactsReader:
+    """``load_facts`` for the many matches of one search: the facts that differ only by their
+    clinical date (one patient's results of one test, say) are parsed once, and share a
+    ``head``. Kept for one search, not longer."""
+
+    __slots__ = ("_heads",)
+
+    def __init__(self) -> None:
+        self._heads: dict[str, ReleaseFacts | None] = {}
+
+    def __call__(self, resource_type: str, text: str | None) -> ReleaseFacts | None:
+        if not text:
+            return None
+        # the kept list ends with the date, a JSON string without a comma, or null
+        head, comma, last = text.rpartition(",")
+        if not comma or not head.startswith(_KEPT_PREFIX):  # another FACTS_VERSION: as load_facts says
+            return load_facts(resource_type, text)
+        key = f"{resource_type}|{head}"
+        if key in self._heads:
+            shared = self._heads[key]
+        else:
+            shared = load_facts(resource_type, head + ",null]")
+            if shared is not None:
+                shared = shared._replace(head=key)
+            self._heads[key] = shared
+        if shared is None:
+            return None
+        if last == "null]":
+            return shared
+        if len(last) != 13 or last[0] != '"' or last[-2:] != '"]':
+            return load_facts(resource_type, text)
+        try:
+            when = date.fromisoformat(last[1:11])
+        except ValueError:
+            return load_facts(resource_type, text)
+        return ReleaseFacts(shared.resource_type, shared.patients, shared.custodian, shared.security, shared.codings,
+                            when, key)

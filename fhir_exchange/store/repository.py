@@ -31,6 +31,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
@@ -56,7 +57,7 @@ from fhir_exchange.ports import (
     releases_everything,
     releases_own_records,
 )
-from fhir_exchange.release_facts import CUSTODIAN_SYSTEM, ReleaseFacts, custodian_of, load_facts, stored_facts
+from fhir_exchange.release_facts import CUSTODIAN_SYSTEM, FactsReader, ReleaseFacts, custodian_of, stored_facts
 from fhir_exchange.search import index as ix
 from fhir_exchange.search.extract import extract
 from fhir_exchange.search.params import Include, SearchQuery
@@ -307,7 +308,8 @@ class FhirRepository:
             raise InvalidRequest(
                 f"the search matches more than {self._max_search_results} resources; narrow it with more parameters"
             )
-        return self._releasable([tuple(row) for row in rows])
+        page = [] if query.summary == "count" else [row.pk for row in rows[query.offset : query.offset + query.count]]
+        return self._releasable([tuple(row) for row in rows], page=page)
 
     def releasable(self, pks: list[int], batch: int = 500) -> list[int]:
         """The pks (in order) of the resources the gate would release to this caller: search
@@ -322,7 +324,8 @@ class FhirRepository:
                     resource.pk.in_(pks[start : start + batch]), resource.deleted == false())))
         return self._releasable([found[pk] for pk in pks if pk in found], batch)
 
-    def _releasable(self, rows: list[tuple[int, str, str | None, int]], batch: int = 500) -> list[int]:
+    def _releasable(self, rows: list[tuple[int, str, str | None, int]], batch: int = 500, *,
+                    page: Sequence[int] = ()) -> list[int]:
         """Of the live resources ``rows`` (pk, type, release facts, version), in order, the pks of those
         the gate releases. Each is decided from the release facts kept with its version
         (``release_facts.py``) when the gate decides on facts (``decide_facts``), without
@@ -330,13 +333,19 @@ class FhirRepository:
         releases those whole (``releases_own_records``). The rest are loaded and decided
         together, and the first batch of those is kept, as released, for the ``load`` of the
         page that follows (until anything is written through this session); of those released
-        whole on facts, the version is kept, so that ``load`` does not decide that version again."""
+        whole on facts, the version is kept, so that ``load`` does not decide that version again.
+
+        ``page``, the matches the caller will load next, rides along with a lookup the gate
+        makes through this session while it decides (``lookup``): read in that statement, they
+        cost ``load`` none of its own."""
         institution = self.context.institution if releases_own_records(self._gate) else None
         allowed: set[int] = set()
         kept: dict[int, tuple[Row[Any], dict[str, Any]]] = {}
+        ridden: dict[int, Row[Any]] = {}
         whole: dict[int, int] = {}  # pk -> the version released whole
         versions = {pk: version for pk, _, _, version in rows}
         resource = _RESOURCE.c
+        load_facts = FactsReader()
         for start in range(0, len(rows), batch):
             chunk = rows[start : start + batch]
             undecided: list[int] = []
@@ -351,9 +360,14 @@ class FhirRepository:
                 else:
                     by_facts[pk] = facts
             if by_facts:
-                for pk, outcome in zip(by_facts, decide_facts(self._gate, self.context, list(by_facts.values()),
-                                                                   session=self.session),
-                                       strict=True):
+                if page and not ridden:
+                    self.session.info[_RIDE_ALONG] = list(page)
+                try:
+                    outcomes = decide_facts(self._gate, self.context, list(by_facts.values()), session=self.session)
+                finally:
+                    self.session.info.pop(_RIDE_ALONG, None)
+                    ridden.update(self.session.info.pop(_RIDDEN, None) or {})
+                for pk, outcome in zip(by_facts, outcomes, strict=True):
                     if outcome is None:
                         undecided.append(pk)
                     elif outcome is not Release.DENY:
@@ -375,8 +389,7 @@ class FhirRepository:
                     kept[row.pk] = (row, decision.resource if decision.outcome is Release.PERMIT_WITH_MASKING else content)
         if not hasattr(self, "_kept"):
             def forget(*_: Any) -> None:
-                self._kept = {}
-                self._whole = {}
+                self._kept, self._whole, self._ridden = {}, {}, {}
 
             def forget_on_write(state: Any) -> None:
                 if not state.is_select:
@@ -388,7 +401,7 @@ class FhirRepository:
 
             event.listen(self.session, "do_orm_execute", forget_on_write)
             event.listen(self.session, "after_flush", forget_on_flush)
-        self._kept, self._whole = kept, whole
+        self._kept, self._whole, self._ridden = kept, whole, ridden
         return [pk for pk, _, _, _ in rows if pk in allowed]
 
     @property
@@ -522,10 +535,15 @@ class FhirRepository:
             return []
         kept = getattr(self, "_kept", None) or {}
         whole = getattr(self, "_whole", None) or {}
+        ridden = getattr(self, "_ridden", None) or {}
         rest = [pk for pk in dict.fromkeys(pks) if pk not in kept]
         fresh: dict[int, StoredResource] = {}
         if rest:
-            rows = self.session.execute(select(_RESOURCE).where(_RESOURCE.c.pk.in_(rest))).all()
+            # the rows read beside the gate's lookup (``_releasable``) are not read again
+            unread = [pk for pk in rest if pk not in ridden]
+            rows = [ridden[pk] for pk in rest if pk in ridden]
+            if unread:
+                rows += self.session.execute(select(_RESOURCE).where(_RESOURCE.c.pk.in_(unread))).all()
             by_pk = {row.pk: row for row in rows if not row.deleted}
             loaded = [_from_row(by_pk[pk]) for pk in rest if pk in by_pk]
             # a version ``releasable`` has just released whole is not decided again
@@ -674,7 +692,7 @@ class FhirRepository:
         if row is None and self._reserved:
             pk = self._reserved.pop(0)
             if hasattr(self, "_kept"):  # a write through this session, as the INSERT below tells ``releasable``
-                self._kept, self._whole = {}, {}
+                self._kept, self._whole, self._ridden = {}, {}, {}
             self._deferred().add(_INSERT_RESERVED, [{
                 "pk": pk, "res_type": resource_type, "res_id": resource_id, "version_id": version_id,
                 "last_updated": moment, "deleted": False, "content": stored_document, "release_facts": facts,
@@ -998,33 +1016,62 @@ class FhirRepository:
             self.require(referring[0], "s")
         if not wanted and not targets:
             return []
-        shape = (tuple(wanted), (referring[0], referring[1], tuple(targets)) if targets and referring else None)
+        # the page a search of this session is about to load (``_releasable``) is read in the
+        # same statement, marked apart; it is not released here: the search's ``load`` does that
+        ride = self.session.info.pop(_RIDE_ALONG, None)
+        shape = (tuple(wanted), (referring[0], referring[1], tuple(targets)) if targets and referring else None, bool(ride))
         stmt = _LOOKUPS.get(shape)
         if stmt is None:
             stmt = _LOOKUPS[shape] = _lookup_statement(*shape)
         parameters = {f"ids_{n}": ids for n, ids in enumerate(wanted.values())}
         parameters |= {f"targets_{n}": ids for n, ids in enumerate(targets.values())}
-        rows = self.session.execute(stmt, parameters).all()
-        return self._release_all([_from_row(row) for row in rows])
+        if ride:
+            parameters["ride"] = ride
+        found, ridden = [], {}
+        for row in self.session.execute(stmt, parameters):
+            if ride and row.ride:
+                ridden[row.pk] = row
+            else:
+                found.append(_from_row(row))
+        if ride:
+            self.session.info[_RIDDEN] = ridden
+        return self._release_all(found)
 
 
 _LOOKUPS: dict[Any, Any] = {}  # lookup statements by shape, built once (a bound statement is reused as it is)
+# session.info keys: the pks a search asks the next lookup to read along (``_releasable``), and
+# the rows that lookup read for it
+_RIDE_ALONG = "fhir_exchange.lookup.ride_along"
+_RIDDEN = "fhir_exchange.lookup.ridden"
 
 
-def _lookup_statement(types: tuple[str, ...], referring: tuple[str, str, tuple[str, ...]] | None) -> Any:
+def _lookup_statement(types: tuple[str, ...], referring: tuple[str, str, tuple[str, ...]] | None, ride: bool = False
+                      ) -> Any:
     resource = _RESOURCE.c
-    parts: list[Any] = [select(resource.pk).where(resource.res_type == resource_type,
+    # the shape's constants are written into the statement, not bound: PostgreSQL then keeps one
+    # generic plan for it (bound, it plans every execution afresh, which costs more than the query)
+    def constant(value: str) -> Any:
+        return literal(value, literal_execute=True)
+
+    parts: list[Any] = [select(resource.pk).where(resource.res_type == constant(resource_type),
                                                   resource.res_id.in_(bindparam(f"ids_{n}", expanding=True)))
                         for n, resource_type in enumerate(types)]
     if referring is not None:
         ref = ReferenceIndex.__table__.c
         referrer, param, target_types = referring
-        parts += [select(ref.resource_pk).where(ref.res_type == referrer, ref.param == param, ref.target_type == target_type,
+        parts += [select(ref.resource_pk).where(ref.res_type == constant(referrer), ref.param == constant(param),
+                                                ref.target_type == constant(target_type),
                                                 ref.target_id.in_(bindparam(f"targets_{n}", expanding=True)))
                   for n, target_type in enumerate(target_types)]
     # each part by its own index, the parts together (an OR of them would scan the table)
     wanted = parts[0] if len(parts) == 1 else union_all(*parts)
-    return select(_RESOURCE).where(resource.pk.in_(wanted), resource.deleted == false())
+    if not ride:
+        return select(_RESOURCE).where(resource.pk.in_(wanted), resource.deleted == false())
+    return union_all(
+        select(_RESOURCE, literal(False, literal_execute=True).label("ride")).where(
+            resource.pk.in_(wanted), resource.deleted == false()),
+        select(_RESOURCE, literal(True, literal_execute=True).label("ride")).where(
+            resource.pk.in_(bindparam("ride", expanding=True)), resource.deleted == false()))
 
 
 def stamp_custodian(meta: dict[str, Any], institution: str | None, previous: dict[str, Any] | None) -> dict[str, Any]:

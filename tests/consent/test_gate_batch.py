@@ -122,20 +122,27 @@ def test_a_batch_is_decided_as_each_resource_alone(app, stored, gate: ConsentGat
     context("hku-szh"), context("mo-kiang-wu"), context("ha-queen-mary"), context("hku-szh", "HPAYMT"),
     context("hku-szh", "ETREAT", roles=("break-glass",), reason="unconscious"), context("unknown-clinic"),
 ])
+@pytest.mark.parametrize("read", ["one by one", "as a search reads them"])
 def test_facts_kept_by_the_store_are_decided_as_the_resources(app, stored, gate: ConsentGate,  # type: ignore[no-untyped-def]
-                                                              requester: RequestContext) -> None:
+                                                              requester: RequestContext, read: str) -> None:
     """What the store keeps for each version (resource.release_facts) gets the outcome the
-    resource itself gets, masking included, in another request."""
+    resource itself gets, masking included, in another request. Read as a search reads its
+    matches (one FactsReader), o1, o2 and o-2019 share their facts but for the date, and the
+    Consent denies results from before 2025: each is still decided on its own date."""
     from sqlalchemy import select
 
-    from fhir_exchange.release_facts import facts_of, load_facts
+    from fhir_exchange.release_facts import FactsReader, facts_of, load_facts
     from fhir_exchange.store.models import ResourceRow
 
     with app.state.engine.connect() as conn:
         kept = {(t, i): f for t, i, f in conn.execute(select(ResourceRow.res_type, ResourceRow.res_id,
                                                              ResourceRow.release_facts))}
-    facts = [load_facts(r["resourceType"], kept[(r["resourceType"], r["id"])]) if (r["resourceType"], r["id"]) in kept
+    reader = FactsReader() if read == "as a search reads them" else load_facts
+    facts = [reader(r["resourceType"], kept[(r["resourceType"], r["id"])]) if (r["resourceType"], r["id"]) in kept
              else facts_of(r["resourceType"], r["id"], r) for r in stored]
+    if read == "as a search reads them":
+        shared = {f.head for r, f in zip(stored, facts, strict=True) if r["id"] in ("o1", "o2", "o-2019")}  # type: ignore[union-attr]
+        assert len(shared) == 1 and None not in shared
     assert all(f is not None for f in facts)
     on_facts = gate.decide_facts(RequestContext(**{**_fields(requester), "request_id": str(uuid.uuid4())}), facts)  # type: ignore[arg-type]
     assert on_facts == [d.outcome for d in gate.decide_many(requester, stored)]

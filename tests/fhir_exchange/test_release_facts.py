@@ -10,13 +10,14 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import create_engine, event, select, text, update
 
 from baylink.migrate import upgrade
 from fhir_exchange.ports import AllowAllGate, Release, ReleaseDecision, RequestContext
 from fhir_exchange.release_facts import (
     CUSTODIAN_SYSTEM,
     FACTS_VERSION,
+    FactsReader,
     ReleaseFacts,
     facts_of,
     load_facts,
@@ -63,6 +64,35 @@ def test_kept_as_text_and_read_back() -> None:
     assert stored_facts("Binary", "b", guarded) is None
     own = {"resourceType": "Binary", "id": "b", "securityContext": {"reference": "Patient/p1"}}
     assert load_facts("Binary", stored_facts("Binary", "b", own)).patients == ("p1",)  # type: ignore[union-attr]
+
+
+def test_a_search_s_reader_reads_as_load_facts() -> None:
+    """A search reads its matches' facts with one FactsReader: the same facts as load_facts,
+    and those that differ only by their date share a head (the gate's memo key); nothing
+    else shares it."""
+    def kept(patient: str, code: str, when: str | None, security: list[dict[str, str]] | None = None) -> str:
+        resource = {"resourceType": "Observation", "subject": {"reference": f"Patient/{patient}"},
+                    "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                    "meta": {"tag": [{"system": CUSTODIAN_SYSTEM, "code": "clinic-a"}], "security": security or []},
+                    **({"effectiveDateTime": when} if when else {})}
+        return stored_facts("Observation", "o", resource)  # type: ignore[return-value]
+
+    texts = [kept("p1", "718-7", "2025-01-02"), kept("p1", "718-7", "2019-05-01T08:00:00+08:00"),
+             kept("p1", "718-7", None), kept("p1", "4548-4", "2025-01-02"), kept("p2", "718-7", "2025-01-02"),
+             kept("p1", "718-7", "2025-01-02", [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                                 "code": "PSY"}]),
+             f'[{FACTS_VERSION + 1},["p1"],"clinic-a",[],[],"2025-01-02"]', f"[{FACTS_VERSION + 1}]"]
+    reader = FactsReader()
+    read = [reader("Observation", t) for t in texts]
+    for got, t in zip(read, texts, strict=True):
+        expected = load_facts("Observation", t)
+        assert (got is None and expected is None) or (got is not None and got._replace(head=None) == expected)
+    heads = [f.head if f else None for f in read]
+    assert heads[0] == heads[1] == heads[2] is not None  # p1's 718-7 results, on three dates (or none)
+    assert len({heads[0], heads[3], heads[4], heads[5]}) == 4  # another code, patient or label: another head
+    assert read[6] is None and read[7] is None  # another FACTS_VERSION is not trusted
+    assert reader("Patient", texts[0]).head != heads[0]  # type: ignore[union-attr]  # nor another type
+    assert reader("Observation", None) is None
 
 
 class FactsGate:
@@ -192,3 +222,56 @@ def test_a_transaction_s_creates_get_their_facts(app, client) -> None:  # type: 
         facts = load_facts("Observation", rows[rid])
         assert facts is not None and facts.patients == (f"p{i}",) and facts.clinical_date == date(2026, i + 1, 1)
         assert facts.codings == (("http://hl7.org/fhir/sid/icd-10", "B20"),)
+
+
+class LookupGate(FactsGate):
+    """A FactsGate that, like the consent gate, looks something up through the caller's session
+    while it decides (here p1's record), and records what that lookup gave it."""
+
+    reads_with_caller = True
+
+    def __init__(self) -> None:
+        super().__init__(on_facts=True)
+        self.looked_up: list[str] = []
+
+    def decide_facts(self, context: RequestContext, facts: Sequence[ReleaseFacts], *,  # type: ignore[override]
+                     session: Any = None) -> list[Release | None]:
+        found = FhirRepository(session, _context(), AllowAllGate()).lookup([("Patient", "p1")])
+        self.looked_up += [f"{s.resource_type}/{s.id}" for s in found]
+        return super().decide_facts(context, facts)
+
+
+def test_the_page_is_read_with_the_gate_s_lookup(app, written) -> None:  # type: ignore[no-untyped-def]
+    """A search's first page is read in the statement of the lookup its gate makes while
+    deciding the matches: loading it then costs no statement, the gate is given only what it
+    looked up, and the page is what the gate released. After a write through the session, the
+    page is read again."""
+    with app.state.fhir.sessions() as session, session.begin():
+        FhirRepository(session, _context(), AllowAllGate()).create("Patient", {"resourceType": "Patient"}, "p1")
+    statements: list[str] = []
+
+    def record(*executed: Any) -> None:
+        statements.append(executed[2])
+
+    event.listen(app.state.engine, "before_cursor_execute", record)
+    try:
+        gate = LookupGate()
+        query = SearchParser().parse("Condition", [("patient", "Patient/p1"), ("_count", "2")])
+        with app.state.fhir.sessions() as session:
+            repository = FhirRepository(session, _context(), gate)
+            pks = repository.releasable_matches(query)
+            assert gate.looked_up == ["Patient/p1"]  # not the conditions read beside it
+            statements.clear()
+            assert [s.id for s in repository.load(pks[:1])] == ["c0"]
+            assert statements == []  # read with the lookup
+            # the page was read as the first two matches; c1 is withheld, so c2 is read now
+            page = repository.load(pks[:2])
+            assert len(statements) == 1 and [s.id for s in page] == ["c0", "c2"] and gate.by_content == []
+            assert page[0].content is not None and page[0].content["code"]["coding"] == [{"system": "urn:x", "code": "0"}]
+            repository.update("Condition", "c0", {"resourceType": "Condition", "subject": {"reference": "Patient/p1"},
+                                                  "code": {"text": "changed"}})
+            statements.clear()
+            again = repository.load(pks[:2])
+            assert statements != [] and again[0].content["code"] == {"text": "changed"}  # type: ignore[index]
+    finally:
+        event.remove(app.state.engine, "before_cursor_execute", record)
