@@ -48,23 +48,26 @@ def bearer(signing_key: bytes, institution: str) -> dict[str, str]:
 
 @contextmanager
 def server(database_url: str, *, gate: str = "consent", institution: str = "baylink-bench",
-           signing_key: bytes | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+           signing_key: bytes | None = None, app: str = "baylink.app:create_app",
+           prefix: str = "") -> Iterator[tuple[str, dict[str, str]]]:
     """A real server (uvicorn, its own process) on a free port: its FHIR base URL, and the
     headers of a client holding a token with every scope. The server signs tokens with a key
     made for this run, so the benchmark issues its token itself (as the tests do) instead of
-    going through a registered client and /auth/token."""
+    going through a registered client and /auth/token. ``app`` (a factory) and ``prefix``
+    (where in it a BayLink is mounted) serve another composition (bench/gates_app.py)."""
     from fhir_exchange.auth.tokens import generate_key_pem
 
     signing_key = signing_key or generate_key_pem()
     port = free_port()
     env = {**os.environ, "BAYLINK_DATABASE_URL": database_url, "BAYLINK_CELERY_EAGER": "true",
-           "BAYLINK_TOKEN_SIGNING_KEY": signing_key.decode(), "BAYLINK_RELEASE_GATE": gate}
+           "BAYLINK_TOKEN_SIGNING_KEY": signing_key.decode(), "BAYLINK_RELEASE_GATE": gate,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "bench"), str(ROOT), os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "baylink.app:create_app", "--factory", "--host", "127.0.0.1",
+        [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning", "--no-access-log"],
         cwd=ROOT, env=env,
     )
-    base = f"http://127.0.0.1:{port}/fhir"
+    base = f"http://127.0.0.1:{port}{prefix}/fhir"
     try:
         for _ in range(200):
             try:

@@ -4,10 +4,12 @@ For each backend (SQLite; PostgreSQL when reachable):
 - load: resources/s POSTing transaction bundles of 100 resources (50 bundles) to a real server;
 - fill the store to 100k resources (in-process, large transactions; not timed as HTTP);
 - latency p50/p95 of read and of ``Observation?subject=…&code=…`` over HTTP;
-- the consent gate's cost: ``Observation?patient=…`` (about 100 matches, a page of 20) against a
-  server with the consent gate (asked by the custodian, and by another institution under each
-  patient's Consent) and one with the allow-all gate, side by side, interleaved request by request;
-  and in-process, the decision engine's decisions/s and the gate's requests/s (``bench/gate_bench.py``).
+- the consent gate's cost: ``Observation?patient=…`` (about 100 matches, a page of 20) against
+  BayLink with the consent gate (asked by the custodian, and by another institution under each
+  patient's Consent) and BayLink with the allow-all gate, in one server process
+  (``bench/gates_app.py``), interleaved request by request, with a second allow-all BayLink as
+  the control; and in-process, the decision engine's decisions/s and the gate's requests/s
+  (``bench/gate_bench.py``).
 Beside them, measured in the same run, the in-process floor: fhir.resources parse + serialise
 of the same resources (what no server can go below per resource). ``--only gate`` runs the FHIR
 set-up and the consent gate's tables only.
@@ -199,30 +201,33 @@ def bench_consent(pid: int) -> dict[str, Any]:
                                       "code": "results"}]}]}}
 
 
-GATE_CASES = ("allow-all", "custodian", "consented")
+GATE_CASES = ("allow-all", "allow-all-again", "custodian", "consented")
 WARM_UP = 30
 
 
 def gate_overhead(url: str, requests: int) -> dict[str, list[float]]:
-    """Observation?patient=… timed three ways in the same run, on the same store: a server
-    with the allow-all gate, and a server with the consent gate asked by the custodian
-    institution and by a second institution under each patient's Consent. Both servers run
-    side by side and every round asks all three for the same patient, in an order that
-    rotates, so that whatever else the machine does falls on all three alike. The three
+    """Observation?patient=… timed four ways in the same run, on the same store, by one server
+    process holding BayLink three times (bench/gates_app.py): with the allow-all gate, with
+    the allow-all gate again (the control: what the method reads where there is no
+    difference), and with the consent gate asked by the custodian institution and by a second
+    institution under each patient's Consent. Every round asks all four for the same patient,
+    in an order that rotates, so that whatever else the machine does falls on all alike. The
     totals must agree: the consent gate released every match."""
     signing_key = generate_key_pem()
-    with (server(url, signing_key=signing_key) as (gated, _),
-          server(url, gate="allow-all", signing_key=signing_key) as (ungated, _),
+    with (server(url, signing_key=signing_key, app="gates_app:create_app", prefix="/allow-all") as (allow_all, _),
           httpx.Client(timeout=60) as http):
-        targets = {"allow-all": (ungated, bearer(signing_key, "baylink-bench")),
-                   "custodian": (gated, bearer(signing_key, "baylink-bench")),
-                   "consented": (gated, bearer(signing_key, "bench-other"))}
+        root = allow_all.removesuffix("/allow-all/fhir")
+        targets = {"allow-all": (f"{root}/allow-all/fhir", bearer(signing_key, "baylink-bench")),
+                   "allow-all-again": (f"{root}/allow-all-again/fhir", bearer(signing_key, "baylink-bench")),
+                   "custodian": (f"{root}/consent/fhir", bearer(signing_key, "baylink-bench")),
+                   "consented": (f"{root}/consent/fhir", bearer(signing_key, "bench-other"))}
         timings: dict[str, list[float]] = {case: [] for case in GATE_CASES}
         rng = random.Random(7)
         for i in range(WARM_UP + requests):
             params = {"patient": f"Patient/bp{rng.randrange(PATIENTS)}"}
             totals = set()
-            for case in GATE_CASES[i % 3 :] + GATE_CASES[: i % 3]:
+            turn = i % len(GATE_CASES)
+            for case in GATE_CASES[turn:] + GATE_CASES[:turn]:
                 base, headers = targets[case]
                 t0 = time.perf_counter()
                 response = http.get(f"{base}/Observation", params=params, headers=headers)
@@ -295,17 +300,17 @@ def main() -> None:
 
 
 def print_gate(results: list[dict[str, Any]]) -> None:
-    print("\n| backend | Observation?patient=… allow-all gate p50 / p95 (ms) | consent gate, custodian p50 / p95 (ms) "
-          "| consent gate, another institution under consent p50 / p95 (ms) "
-          "| overhead at p50 (custodian / consented) | overhead at p95 (custodian / consented) |")
-    print("|---|---|---|---|---|---|")
+    print("\n| backend | Observation?patient=… allow-all gate p50 / p95 (ms) | allow-all again (control) p50 / p95 (ms) "
+          "| consent gate, custodian p50 / p95 (ms) | consent gate, another institution under consent p50 / p95 (ms) "
+          "| overhead at p50 (control / custodian / consented) | overhead at p95 (control / custodian / consented) |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         g = r["gate"]
         cells = [f"{percentile(g[k], 50):.2f} / {percentile(g[k], 95):.2f}" for k in GATE_CASES]
         overheads = []
         for pct in (50, 95):
             base = percentile(g["allow-all"], pct)
-            overheads.append(" / ".join(f"{percentile(g[k], pct) / base - 1:+.1%}" for k in ("custodian", "consented")))
+            overheads.append(" / ".join(f"{percentile(g[k], pct) / base - 1:+.1%}" for k in GATE_CASES[1:]))
         print(f"| {r['backend']} | {' | '.join(cells)} | {' | '.join(overheads)} |")
 
 

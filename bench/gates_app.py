@@ -1,0 +1,23 @@
+"""The consent gate benchmark's server (``bench/run.py``): BayLink three times in one process,
+on the same settings and database, under three prefixes: ``/allow-all`` and ``/allow-all-again``
+with the allow-all gate, ``/consent`` with the gate BayLink serves with. Timed in one process,
+the gate is the only difference between ``/allow-all`` and ``/consent``: two server processes
+differ by themselves (start order, placement on the cores, warmth) by as much as the 10% the
+gate is allowed. ``/allow-all-again`` is the control: what the method reads as a difference
+where there is none."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from baylink.app import create_app as create_baylink
+from fhir_exchange.ports import AllowAllGate
+
+PREFIXES = ("/allow-all", "/allow-all-again", "/consent")
+
+
+def create_app() -> Starlette:
+    return Starlette(routes=[Mount("/allow-all", create_baylink(gate=AllowAllGate())),
+                             Mount("/allow-all-again", create_baylink(gate=AllowAllGate())),
+                             Mount("/consent", create_baylink())])
