@@ -38,6 +38,7 @@ from fhir_exchange.store.repository import FhirRepository
 GATE_CONTEXT = RequestContext(request_id="consent-gate", client_id="baylink-consent-gate", purpose_of_use="HOPERAT",
                               scopes=("system/Organization.rs", "system/Consent.rs", "system/Patient.rs"))
 _REQUEST_CACHE = 256  # requests whose lookups are kept (a request's own lookups are reused, never another's)
+_SESSION_KEY = "consent.gate.request"  # session.info: (request id, its memo)
 _NOT_PATIENT_DATA = "not a patient's data"
 _CUSTODIAN = "the custodian institution sees its own records"
 
@@ -87,7 +88,15 @@ class ConsentGate:
 
     # --- per-request lookups -------------------------------------------------------------------
 
-    def _request(self, context: RequestContext) -> _Request:
+    def _request(self, context: RequestContext, session: Session | None = None) -> _Request:
+        """The request's memo: kept with the caller's session when the gate reads through it (it
+        then ends with the request, and keeps nothing alive after it), else among the last
+        requests' few."""
+        if session is not None:
+            held = session.info.get(_SESSION_KEY)
+            if held is None or held[0] != context.request_id:
+                held = session.info[_SESSION_KEY] = (context.request_id, _Request(self.clock()))
+            return held[1]
         memo = self._requests.get(context.request_id)
         if memo is not None:
             return memo
@@ -186,7 +195,7 @@ class ConsentGate:
             if outcome is Release.DENY:
                 decisions.append(ReleaseDecision(Release.DENY, None, reason))
             elif mask:
-                jurisdiction = self._request(context).institutions.get(context.institution, (None,))[0]
+                jurisdiction = self._request(context, session).institutions.get(context.institution, (None,))[0]
                 masked = mask_identifiers(resource, jurisdiction, lambda system: self._documents.get(system or ""))
                 decisions.append(ReleaseDecision(Release.PERMIT_WITH_MASKING, masked, reason))
             else:
@@ -213,7 +222,7 @@ class ConsentGate:
                 pending.append(position)
                 outcomes.append(None)
         if pending:
-            memo = self._request(context)
+            memo = self._request(context, session)
             self._look_up(memo, {i for i in (context.institution, *(facts[p].custodian for p in pending)) if i is not None},
                           {patient for p in pending for patient in facts[p].patients}, session)
             by_head = memo.by_head

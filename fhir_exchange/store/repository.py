@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -388,8 +389,14 @@ class FhirRepository:
                 if len(kept) < batch:
                     kept[row.pk] = (row, decision.resource if decision.outcome is Release.PERMIT_WITH_MASKING else content)
         if not hasattr(self, "_kept"):
+            # held weakly: the session must not hold its repository (a reference cycle would
+            # leave every request's session, and all it read, to the cyclic garbage collector)
+            repository = weakref.ref(self)
+
             def forget(*_: Any) -> None:
-                self._kept, self._whole, self._ridden = {}, {}, {}
+                this = repository()
+                if this is not None:
+                    this._kept, this._whole, this._ridden = {}, {}, {}
 
             def forget_on_write(state: Any) -> None:
                 if not state.is_select:

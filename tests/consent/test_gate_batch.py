@@ -276,3 +276,25 @@ def test_the_gate_reads_in_the_caller_s_transaction(app, stored, gate: ConsentGa
     fresh = FhirRepository(app.state.fhir.sessions(), context("hku-szh"), gate)
     assert {s.id for s in fresh.load(fresh.releasable_matches(query))} == {"o1", "o2", "o-szh"}  # rolled back
     fresh.session.close()
+
+
+def test_a_request_s_reads_end_with_its_session(app, stored, gate: ConsentGate) -> None:  # type: ignore[no-untyped-def]
+    """A search decided through the caller's session: the gate keeps what it read for the
+    request with that session, not beyond it, and nothing of the request is left to the cyclic
+    garbage collector (it would run in some later request, and cost that one)."""
+    import gc
+    import weakref
+
+    gc.collect()
+    gc.disable()
+    try:
+        with app.state.fhir.sessions() as session, session.begin():
+            repository = FhirRepository(session, context("hku-szh"), gate)
+            pks = repository.releasable_matches(SearchParser().parse("Observation", [("patient", "Patient/p1")]))
+            assert sorted(s.id for s in repository.load(pks)) == ["o-szh", "o1", "o2"]
+            held = weakref.ref(session)
+        assert not gate._requests  # the request's lookups were held by its session
+        del session, repository
+        assert held() is None  # freed as soon as the request let go of it
+    finally:
+        gc.enable()
