@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -388,27 +387,8 @@ class FhirRepository:
                 allowed.add(row.pk)
                 if len(kept) < batch:
                     kept[row.pk] = (row, decision.resource if decision.outcome is Release.PERMIT_WITH_MASKING else content)
-        if not hasattr(self, "_kept"):
-            # held weakly: the session must not hold its repository (a reference cycle would
-            # leave every request's session, and all it read, to the cyclic garbage collector)
-            repository = weakref.ref(self)
-
-            def forget(*_: Any) -> None:
-                this = repository()
-                if this is not None:
-                    this._kept, this._whole, this._ridden = {}, {}, {}
-
-            def forget_on_write(state: Any) -> None:
-                if not state.is_select:
-                    forget()
-
-            def forget_on_flush(session: Session, _: Any) -> None:
-                if any(isinstance(o, (ResourceRow, ResourceVersion)) for o in (*session.new, *session.dirty, *session.deleted)):
-                    forget()
-
-            event.listen(self.session, "do_orm_execute", forget_on_write)
-            event.listen(self.session, "after_flush", forget_on_flush)
         self._kept, self._whole, self._ridden = kept, whole, ridden
+        self._kept_at = self.session.info.get(_WRITES, 0)
         return [pk for pk, _, _, _ in rows if pk in allowed]
 
     @property
@@ -540,6 +520,9 @@ class FhirRepository:
         that ``releasable`` has just decided are not decided again)."""
         if not pks:
             return []
+        if getattr(self, "_kept_at", None) != self.session.info.get(_WRITES, 0):
+            # written through this session since ``releasable`` decided: nothing it read is used
+            self._kept, self._whole, self._ridden = {}, {}, {}
         kept = getattr(self, "_kept", None) or {}
         whole = getattr(self, "_whole", None) or {}
         ridden = getattr(self, "_ridden", None) or {}
@@ -698,8 +681,7 @@ class FhirRepository:
         facts = stored_facts(resource_type, resource_id, document)
         if row is None and self._reserved:
             pk = self._reserved.pop(0)
-            if hasattr(self, "_kept"):  # a write through this session, as the INSERT below tells ``releasable``
-                self._kept, self._whole, self._ridden = {}, {}, {}
+            _wrote(self.session)  # as executing the INSERT below would tell ``load``
             self._deferred().add(_INSERT_RESERVED, [{
                 "pk": pk, "res_type": resource_type, "res_id": resource_id, "version_id": version_id,
                 "last_updated": moment, "deleted": False, "content": stored_document, "release_facts": facts,
@@ -1043,6 +1025,25 @@ class FhirRepository:
         if ride:
             self.session.info[_RIDDEN] = ridden
         return self._release_all(found)
+
+
+_WRITES = "fhir_exchange.writes"  # session.info: writes through the session so far (what ``load`` checks)
+
+
+def _wrote(session: Session) -> None:
+    session.info[_WRITES] = session.info.get(_WRITES, 0) + 1
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _count_statement(state: Any) -> None:
+    if not state.is_select:
+        _wrote(state.session)
+
+
+@event.listens_for(Session, "after_flush")
+def _count_flush(session: Session, _: Any) -> None:
+    if any(isinstance(o, (ResourceRow, ResourceVersion)) for o in (*session.new, *session.dirty, *session.deleted)):
+        _wrote(session)
 
 
 _LOOKUPS: dict[Any, Any] = {}  # lookup statements by shape, built once (a bound statement is reused as it is)
