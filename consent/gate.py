@@ -41,6 +41,8 @@ _REQUEST_CACHE = 256  # requests whose lookups are kept (a request's own lookups
 _SESSION_KEY = "consent.gate.request"  # session.info: (request id, its memo)
 _NOT_PATIENT_DATA = "not a patient's data"
 _CUSTODIAN = "the custodian institution sees its own records"
+_PASS_NOT_PATIENT_DATA = (Release.PERMIT, _NOT_PATIENT_DATA, False)
+_PASS_CUSTODIAN = (Release.PERMIT, _CUSTODIAN, False)
 
 
 def _document_jurisdictions() -> dict[str, frozenset[str]]:
@@ -213,25 +215,29 @@ class ConsentGate:
                   session: Session | None = None) -> list[tuple[Release, str, bool]]:
         outcomes: list[tuple[Release, str, bool] | None] = []
         pending: list[int] = []
+        institution = context.institution
         for position, known in enumerate(facts):
             if not known.patients:
-                outcomes.append((Release.PERMIT, _NOT_PATIENT_DATA, False))
-            elif known.custodian is not None and known.custodian == context.institution:
-                outcomes.append((Release.PERMIT, _CUSTODIAN, False))
+                outcomes.append(_PASS_NOT_PATIENT_DATA)
+            elif known.custodian is not None and known.custodian == institution:
+                outcomes.append(_PASS_CUSTODIAN)
             else:
                 pending.append(position)
                 outcomes.append(None)
         if pending:
             memo = self._request(context, session)
-            self._look_up(memo, {i for i in (context.institution, *(facts[p].custodian for p in pending)) if i is not None},
+            custodians = {facts[p].custodian for p in pending}
+            self._look_up(memo, {i for i in (institution, *custodians) if i is not None},
                           {patient for p in pending for patient in facts[p].patients}, session)
             by_head = memo.by_head
             for position in pending:
                 known = facts[position]
                 head = known.head
-                if head is not None and head in by_head:  # the same facts but for a date no one looks at
-                    outcomes[position] = by_head[head]
-                    continue
+                if head is not None:
+                    outcome = by_head.get(head)
+                    if outcome is not None:  # the same facts but for a date no one looks at
+                        outcomes[position] = outcome
+                        continue
                 # a resource about several patients (a Group, an Appointment for two) is
                 # released only if every one of them allows it
                 each = [self._decide(memo, context, known, patient) for patient in known.patients]

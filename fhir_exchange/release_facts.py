@@ -141,7 +141,7 @@ class FactsReader:
     __slots__ = ("_heads",)
 
     def __init__(self) -> None:
-        self._heads: dict[str, ReleaseFacts | None] = {}
+        self._heads: dict[str, dict[str, ReleaseFacts | None]] = {}  # per type, by kept text but the date
 
     def __call__(self, resource_type: str, text: str | None) -> ReleaseFacts | None:
         if not text:
@@ -150,23 +150,28 @@ class FactsReader:
         head, comma, last = text.rpartition(",")
         if not comma or not head.startswith(_KEPT_PREFIX):  # another FACTS_VERSION: as load_facts says
             return load_facts(resource_type, text)
-        key = f"{resource_type}|{head}"
-        if key in self._heads:
-            shared = self._heads[key]
-        else:
+        heads = self._heads.get(resource_type)
+        if heads is None:
+            heads = self._heads[resource_type] = {}
+        shared = heads.get(head, _UNREAD)
+        if shared is _UNREAD:
             shared = load_facts(resource_type, head + ",null]")
             if shared is not None:
-                shared = shared._replace(head=key)
-            self._heads[key] = shared
+                shared = shared._replace(head=f"{resource_type}|{head}")
+            heads[head] = shared
         if shared is None:
             return None
         if last == "null]":
-            return shared
+            return shared  # type: ignore[return-value]
         if len(last) != 13 or last[0] != '"' or last[-2:] != '"]':
             return load_facts(resource_type, text)
         try:
             when = date.fromisoformat(last[1:11])
         except ValueError:
             return load_facts(resource_type, text)
-        return ReleaseFacts(shared.resource_type, shared.patients, shared.custodian, shared.security, shared.codings,
-                            when, key)
+        # a tuple: made as one, the shared head's fields with this date
+        return _new_tuple(ReleaseFacts, (shared[0], shared[1], shared[2], shared[3], shared[4], when, shared[6]))  # type: ignore[index]
+
+
+_UNREAD: Any = object()
+_new_tuple = tuple.__new__

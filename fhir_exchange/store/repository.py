@@ -343,22 +343,23 @@ class FhirRepository:
         kept: dict[int, tuple[Row[Any], dict[str, Any]]] = {}
         ridden: dict[int, Row[Any]] = {}
         whole: dict[int, int] = {}  # pk -> the version released whole
-        versions = {pk: version for pk, _, _, version in rows}
         resource = _RESOURCE.c
         load_facts = FactsReader()
         for start in range(0, len(rows), batch):
             chunk = rows[start : start + batch]
             undecided: list[int] = []
             by_facts: dict[int, ReleaseFacts] = {}
-            for pk, resource_type, kept_facts, _ in chunk:
+            versions: dict[int, int] = {}
+            for pk, resource_type, kept_facts, version in chunk:
                 facts = load_facts(resource_type, kept_facts)
                 if facts is None:
                     undecided.append(pk)
                 elif institution is not None and facts.custodian == institution:
                     allowed.add(pk)
-                    whole[pk] = versions[pk]
+                    whole[pk] = version
                 else:
                     by_facts[pk] = facts
+                    versions[pk] = version
             if by_facts:
                 if page and not ridden:
                     self.session.info[_RIDE_ALONG] = list(page)
