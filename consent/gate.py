@@ -211,6 +211,21 @@ class ConsentGate:
         return [Release.PERMIT_WITH_MASKING if mask and outcome is not Release.DENY else outcome
                 for outcome, _, mask in self._outcomes(context, facts, session)]
 
+    def decide_undated(self, context: RequestContext, facts: Sequence[ReleaseFacts], *,
+                       session: Session | None = None) -> list[Release | None]:
+        """``decide_facts`` for facts that stand for every date (``fhir_exchange.ports``): None
+        for those about a patient whose Consents, or the requester's break-glass, look at dates."""
+        outcomes = self.decide_facts(context, facts, session=session)
+        memo: _Request | None = None
+        undated: list[Release | None] = []
+        for known, outcome in zip(facts, outcomes, strict=True):
+            if known.patients and (known.custodian is None or known.custodian != context.institution):
+                memo = memo or self._request(context, session)
+                if any(memo.dates_matter.get(patient, True) for patient in known.patients):
+                    outcome = None
+            undated.append(outcome)
+        return undated
+
     def _outcomes(self, context: RequestContext, facts: Sequence[ReleaseFacts],
                   session: Session | None = None) -> list[tuple[Release, str, bool]]:
         outcomes: list[tuple[Release, str, bool] | None] = []

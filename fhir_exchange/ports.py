@@ -61,8 +61,8 @@ class ReleaseGate(Protocol):
     loaded and before it is serialised. Must not modify ``resource``; must be safe to call
     many times within one request; must not raise for an ordinary refusal (return DENY).
     Optional capabilities, found with ``getattr``: ``releases_everything``,
-    ``releases_own_records``, ``reads_with_caller``, ``decide_many`` and ``decide_facts``
-    (see the functions of those names below); a gate that wraps another must pass on only
+    ``releases_own_records``, ``reads_with_caller``, ``decide_many``, ``decide_facts`` and
+    ``decide_undated`` (see the functions of those names below); a gate that wraps another must pass on only
     those that still hold for it.
     """
 
@@ -103,6 +103,22 @@ def decide_facts(gate: ReleaseGate, context: RequestContext, facts: Sequence[Rel
     (PERMIT_WITH_MASKING counts as a release; the masking is done when the resource itself
     is released); otherwise nothing is decided on facts."""
     many = getattr(gate, "decide_facts", None)
+    if many is None:
+        return [None] * len(facts)
+    outcomes = list(many(context, facts, **_session_for(gate, session)))
+    if len(outcomes) != len(facts):
+        raise RuntimeError(f"the release gate gave {len(outcomes)} outcomes for {len(facts)} resources")
+    return outcomes
+
+
+def decide_undated(gate: ReleaseGate, context: RequestContext, facts: Sequence[ReleaseFacts], *,
+                   session: Any = None) -> list[Release | None]:
+    """For facts given without their clinical date (each standing for every version whose facts
+    differ from it by the date alone: a ``FactsReader`` head), the gate's outcome where it is the
+    same whatever that date is; None where the date can change it or the gate cannot tell on
+    facts (the caller then asks ``decide_facts`` with each version's own date). A gate may offer
+    ``decide_undated(context, facts)``; otherwise every version is asked about with its date."""
+    many = getattr(gate, "decide_undated", None)
     if many is None:
         return [None] * len(facts)
     outcomes = list(many(context, facts, **_session_for(gate, session)))

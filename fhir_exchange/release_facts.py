@@ -143,13 +143,18 @@ class FactsReader:
     def __init__(self) -> None:
         self._heads: dict[str, dict[str, ReleaseFacts | None]] = {}  # per type, by kept text but the date
 
-    def __call__(self, resource_type: str, text: str | None) -> ReleaseFacts | None:
+    def shared(self, resource_type: str, text: str | None) -> ReleaseFacts | None:
+        """The facts of ``text`` but for the date (clinical_date None), with their head: the same
+        object for every text that differs only by the date; None where the text is not kept in
+        this FACTS_VERSION's form (read it whole: ``reader(resource_type, text)``)."""
         if not text:
             return None
-        # the kept list ends with the date, a JSON string without a comma, or null
-        head, comma, last = text.rpartition(",")
-        if not comma or not head.startswith(_KEPT_PREFIX):  # another FACTS_VERSION: as load_facts says
-            return load_facts(resource_type, text)
+        head, comma, _ = text.rpartition(",")
+        if not comma or not head.startswith(_KEPT_PREFIX):
+            return None
+        return self._head(resource_type, head)
+
+    def _head(self, resource_type: str, head: str) -> ReleaseFacts | None:
         heads = self._heads.get(resource_type)
         if heads is None:
             heads = self._heads[resource_type] = {}
@@ -159,6 +164,16 @@ class FactsReader:
             if shared is not None:
                 shared = shared._replace(head=f"{resource_type}|{head}")
             heads[head] = shared
+        return shared  # type: ignore[no-any-return]
+
+    def __call__(self, resource_type: str, text: str | None) -> ReleaseFacts | None:
+        if not text:
+            return None
+        # the kept list ends with the date, a JSON string without a comma, or null
+        head, comma, last = text.rpartition(",")
+        if not comma or not head.startswith(_KEPT_PREFIX):  # another FACTS_VERSION: as load_facts says
+            return load_facts(resource_type, text)
+        shared = self._head(resource_type, head)
         if shared is None:
             return None
         if last == "null]":

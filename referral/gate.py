@@ -19,6 +19,7 @@ from fhir_exchange.ports import (
     RequestContext,
     decide_facts,
     decide_many,
+    decide_undated,
     reads_with_caller,
     releases_everything,
     releases_own_records,
@@ -80,5 +81,13 @@ class ReferralAddresseeGate:
         """The inner gate's outcomes; where it withholds a Task or ServiceRequest, whether the
         referral is addressed to the caller can only be read from the resource itself (None)."""
         outcomes = decide_facts(self.inner, context, facts, session=session)
+        return [None if outcome is Release.DENY and known.resource_type in REFERRAL_TYPES and context.institution
+                else outcome for known, outcome in zip(facts, outcomes, strict=True)]
+
+    def decide_undated(self, context: RequestContext, facts: Sequence[ReleaseFacts], *,
+                       session: Any = None) -> list[Release | None]:
+        """As ``decide_facts``: a Task or ServiceRequest the inner gate withholds is left to be
+        read (None)."""
+        outcomes = decide_undated(self.inner, context, facts, session=session)
         return [None if outcome is Release.DENY and known.resource_type in REFERRAL_TYPES and context.institution
                 else outcome for known, outcome in zip(facts, outcomes, strict=True)]

@@ -54,6 +54,7 @@ from fhir_exchange.ports import (
     WriteRule,
     decide_facts,
     decide_many,
+    decide_undated,
     releases_everything,
     releases_own_records,
 )
@@ -344,30 +345,55 @@ class FhirRepository:
         ridden: dict[int, Row[Any]] = {}
         whole: dict[int, int] = {}  # pk -> the version released whole
         resource = _RESOURCE.c
-        load_facts = FactsReader()
+        reader = FactsReader()
         for start in range(0, len(rows), batch):
             chunk = rows[start : start + batch]
             undecided: list[int] = []
             by_facts: dict[int, ReleaseFacts] = {}
             versions: dict[int, int] = {}
-            for pk, resource_type, kept_facts, version in chunk:
-                facts = load_facts(resource_type, kept_facts)
-                if facts is None:
-                    undecided.append(pk)
-                elif institution is not None and facts.custodian == institution:
+            # matches whose facts differ only by the date, together: decided once where the date
+            # cannot change the outcome (``decide_undated``), else each on its own date
+            groups: dict[str, list[tuple[int, str, str | None, int]]] = {}
+            heads: list[ReleaseFacts] = []
+            for row in chunk:
+                pk, resource_type, kept_facts, version = row
+                shared = reader.shared(resource_type, kept_facts)
+                if shared is None:  # no facts, or not in this FACTS_VERSION's form: read whole
+                    facts = reader(resource_type, kept_facts)
+                    if facts is None:
+                        undecided.append(pk)
+                    elif institution is not None and facts.custodian == institution:
+                        allowed.add(pk)
+                        whole[pk] = version
+                    else:
+                        by_facts[pk] = facts
+                        versions[pk] = version
+                elif institution is not None and shared.custodian == institution:
                     allowed.add(pk)
                     whole[pk] = version
                 else:
-                    by_facts[pk] = facts
-                    versions[pk] = version
+                    group = groups.get(shared.head)  # type: ignore[arg-type]  # a reader's facts have a head
+                    if group is None:
+                        group = groups[shared.head] = []  # type: ignore[index]
+                        heads.append(shared)
+                    group.append(row)
+            if heads:
+                for group, outcome in zip(groups.values(), self._ask(decide_undated, heads, page, ridden), strict=True):
+                    if outcome is None:
+                        for pk, resource_type, kept_facts, version in group:
+                            facts = reader(resource_type, kept_facts)
+                            if facts is None:
+                                undecided.append(pk)
+                            else:
+                                by_facts[pk] = facts
+                                versions[pk] = version
+                    elif outcome is not Release.DENY:
+                        for pk, _, _, version in group:
+                            allowed.add(pk)
+                            if outcome is Release.PERMIT:
+                                whole[pk] = version
             if by_facts:
-                if page and not ridden:
-                    self.session.info[_RIDE_ALONG] = list(page)
-                try:
-                    outcomes = decide_facts(self._gate, self.context, list(by_facts.values()), session=self.session)
-                finally:
-                    self.session.info.pop(_RIDE_ALONG, None)
-                    ridden.update(self.session.info.pop(_RIDDEN, None) or {})
+                outcomes = self._ask(decide_facts, list(by_facts.values()), page, ridden)
                 for pk, outcome in zip(by_facts, outcomes, strict=True):
                     if outcome is None:
                         undecided.append(pk)
@@ -391,6 +417,18 @@ class FhirRepository:
         self._kept, self._whole, self._ridden = kept, whole, ridden
         self._kept_at = self.session.info.get(_WRITES, 0)
         return [pk for pk, _, _, _ in rows if pk in allowed]
+
+    def _ask(self, ask: Callable[..., list[Release | None]], facts: list[ReleaseFacts], page: Sequence[int],
+             ridden: dict[int, Row[Any]]) -> list[Release | None]:
+        """``ask`` (``decide_undated`` or ``decide_facts``) the gate about ``facts`` through this
+        session, with ``page`` riding along on any lookup it makes (``lookup``) until one has."""
+        if page and not ridden:
+            self.session.info[_RIDE_ALONG] = list(page)
+        try:
+            return ask(self._gate, self.context, facts, session=self.session)
+        finally:
+            self.session.info.pop(_RIDE_ALONG, None)
+            ridden.update(self.session.info.pop(_RIDDEN, None) or {})
 
     @property
     def gated(self) -> bool:

@@ -298,3 +298,35 @@ def test_a_request_s_reads_end_with_its_session(app, stored, gate: ConsentGate) 
         assert held() is None  # freed as soon as the request let go of it
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("requester", [
+    context("hku-szh"), context("mo-kiang-wu"), context("ha-queen-mary"), context("hku-szh", "HPAYMT"),
+    context("hku-szh", "ETREAT", roles=("break-glass",), reason="unconscious"), context("unknown-clinic"),
+])
+def test_facts_without_their_date_are_decided_only_where_the_date_cannot_matter(  # type: ignore[no-untyped-def]
+        app, stored, gate: ConsentGate, requester: RequestContext) -> None:
+    """``decide_undated`` on the facts the store keeps, read without their dates: where it gives
+    an outcome, every resource with those facts gets that outcome; under Shenzhen's Consent,
+    which denies results from before 2025, o1, o2 and o-2019 are left to their dates."""
+    from sqlalchemy import select
+
+    from fhir_exchange.release_facts import FactsReader
+    from fhir_exchange.store.models import ResourceRow
+
+    with app.state.engine.connect() as conn:
+        kept = {(t, i): f for t, i, f in conn.execute(select(ResourceRow.res_type, ResourceRow.res_id,
+                                                             ResourceRow.release_facts))}
+    reader = FactsReader()
+    shared = {r["id"]: reader.shared(r["resourceType"], kept.get((r["resourceType"], r["id"]))) for r in stored}
+    heads = {f.head: f for f in shared.values() if f is not None}
+    undated = dict(zip(heads, gate.decide_undated(RequestContext(**{**_fields(requester), "request_id": str(uuid.uuid4())}),
+                                                  list(heads.values())), strict=True))
+    expected = {r["id"]: d.outcome for r, d in zip(stored, gate.decide_many(requester, stored), strict=True)}
+    for rid, facts in shared.items():
+        if facts is not None and undated[facts.head] is not None:
+            assert undated[facts.head] == expected[rid], rid
+    if requester.institution == "hku-szh" and requester.purpose_of_use == "TREAT":
+        assert undated[shared["o1"].head] is None  # type: ignore[union-attr]
+    if requester.institution == "ha-queen-mary":  # its own records: no date can matter
+        assert all(undated[head] is not None for head, f in heads.items() if f.custodian == "ha-queen-mary")

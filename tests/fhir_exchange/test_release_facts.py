@@ -275,3 +275,47 @@ def test_the_page_is_read_with_the_gate_s_lookup(app, written) -> None:  # type:
             assert statements != [] and again[0].content["code"] == {"text": "changed"}  # type: ignore[index]
     finally:
         event.remove(app.state.engine, "before_cursor_execute", record)
+
+
+class UndatedGate(FactsGate):
+    """A FactsGate that also decides facts standing for every date (``decide_undated``): the
+    HIV ones it denies outright, or, ``dated``, leaves to be asked about with each date."""
+
+    def __init__(self, *, dated: bool) -> None:
+        super().__init__(on_facts=True)
+        self.dated = dated
+        self.undated: list[ReleaseFacts] = []
+
+    def decide_undated(self, context: RequestContext, facts: Sequence[ReleaseFacts]) -> list[Release | None]:
+        self.undated += facts
+        hiv = None if self.dated else Release.DENY
+        return [hiv if f.codings == (("http://hl7.org/fhir/sid/icd-10", "B20"),) else Release.PERMIT for f in facts]
+
+
+@pytest.mark.parametrize("dated", [False, True])
+def test_matches_that_differ_only_by_date_are_decided_once(app, written, dated: bool) -> None:  # type: ignore[no-untyped-def]
+    """The gate is asked once about the facts that matches share but for the date; where it
+    leaves the date to matter, each version is asked about with its own; the count is the
+    same either way."""
+    with app.state.fhir.sessions() as session, session.begin():
+        repository = FhirRepository(session, _context(), AllowAllGate())
+        for i in (6, 7):  # two more HIV results, on other dates
+            repository.create("Condition", {"resourceType": "Condition", "subject": {"reference": "Patient/p1"},
+                                            "code": {"coding": [HIV]}, "recordedDate": f"2026-0{i}-01"}, f"c{i}")
+    gate = UndatedGate(dated=dated)
+    assert _count(app, gate, matches=True) == _count(app, FactsGate(on_facts=False), matches=True) == ["c0", "c2", "c4"]
+    assert all(f.clinical_date is None and f.head for f in gate.undated)
+    hiv = [f for f in gate.undated if f.codings == (("http://hl7.org/fhir/sid/icd-10", "B20"),)]
+    assert len(hiv) == 1 and len(gate.undated) == 4  # c1, c3, c6, c7 asked about once; c0, c2, c4 each differ
+    assert gate.by_facts == (4 if dated else 0) and gate.by_content == []  # the HIV ones, each with its date
+
+
+def test_a_reader_s_shared_facts() -> None:
+    reader = FactsReader()
+    one = '[1,["p1"],"clinic-a",[],[["urn:x","1"]],"2025-01-02"]'
+    other_day = '[1,["p1"],"clinic-a",[],[["urn:x","1"]],"2026-03-04"]'
+    shared = reader.shared("Observation", one)
+    assert shared is not None and shared is reader.shared("Observation", other_day) and shared.clinical_date is None
+    assert reader("Observation", other_day).head == shared.head  # type: ignore[union-attr]
+    assert reader.shared("Observation", f'[{FACTS_VERSION + 1},["p1"],"clinic-a",[],[],null]') is None
+    assert reader.shared("Observation", None) is None
