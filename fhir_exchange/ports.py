@@ -102,13 +102,7 @@ def decide_facts(gate: ReleaseGate, context: RequestContext, facts: Sequence[Rel
     ``decide_facts(context, facts)``, deciding exactly as ``decide`` would on the resources
     (PERMIT_WITH_MASKING counts as a release; the masking is done when the resource itself
     is released); otherwise nothing is decided on facts."""
-    many = getattr(gate, "decide_facts", None)
-    if many is None:
-        return [None] * len(facts)
-    outcomes = list(many(context, facts, **_session_for(gate, session)))
-    if len(outcomes) != len(facts):
-        raise RuntimeError(f"the release gate gave {len(outcomes)} outcomes for {len(facts)} resources")
-    return outcomes
+    return _on_facts(gate, "decide_facts", context, facts, session)
 
 
 def decide_undated(gate: ReleaseGate, context: RequestContext, facts: Sequence[ReleaseFacts], *,
@@ -118,7 +112,13 @@ def decide_undated(gate: ReleaseGate, context: RequestContext, facts: Sequence[R
     same whatever that date is; None where the date can change it or the gate cannot tell on
     facts (the caller then asks ``decide_facts`` with each version's own date). A gate may offer
     ``decide_undated(context, facts)``; otherwise every version is asked about with its date."""
-    many = getattr(gate, "decide_undated", None)
+    return _on_facts(gate, "decide_undated", context, facts, session)
+
+
+def _on_facts(gate: ReleaseGate, capability: str, context: RequestContext, facts: Sequence[ReleaseFacts],
+              session: Any) -> list[Release | None]:
+    """The gate's ``capability`` asked about ``facts``; None for each where it has none."""
+    many = getattr(gate, capability, None)
     if many is None:
         return [None] * len(facts)
     outcomes = list(many(context, facts, **_session_for(gate, session)))
