@@ -415,7 +415,7 @@ class FhirRepository:
                 if len(kept) < batch:
                     kept[row.pk] = (row, decision.resource if decision.outcome is Release.PERMIT_WITH_MASKING else content)
         self._kept, self._whole, self._ridden = kept, whole, ridden
-        self._kept_at = self.session.info.get(_WRITES, 0)
+        self._kept_at = self.session.info.setdefault(_WRITES, 0)
         return [pk for pk, _, _, _ in rows if pk in allowed]
 
     def _ask(self, ask: Callable[..., list[Release | None]], facts: list[ReleaseFacts], page: Sequence[int],
@@ -720,7 +720,8 @@ class FhirRepository:
         facts = stored_facts(resource_type, resource_id, document)
         if row is None and self._reserved:
             pk = self._reserved.pop(0)
-            _wrote(self.session)  # as executing the INSERT below would tell ``load``
+            if _WRITES in self.session.info:  # as executing the INSERT below would tell ``load``
+                _wrote(self.session)
             self._deferred().add(_INSERT_RESERVED, [{
                 "pk": pk, "res_type": resource_type, "res_id": resource_id, "version_id": version_id,
                 "last_updated": moment, "deleted": False, "content": stored_document, "release_facts": facts,
@@ -1078,13 +1079,16 @@ def _wrote(session: Session) -> None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _count_statement(state: Any) -> None:
-    if not state.is_select:
+    if not state.is_select and _WRITES in state.session.info:
         _wrote(state.session)
 
 
 @event.listens_for(Session, "after_flush")
 def _count_flush(session: Session, _: Any) -> None:
-    if any(isinstance(o, (ResourceRow, ResourceVersion)) for o in (*session.new, *session.dirty, *session.deleted)):
+    # only sessions in which a search has decided anything (``_releasable``) are counted: the
+    # write paths of every other session pay nothing for this
+    if _WRITES in session.info and any(isinstance(o, (ResourceRow, ResourceVersion))
+                                       for o in (*session.new, *session.dirty, *session.deleted)):
         _wrote(session)
 
 
