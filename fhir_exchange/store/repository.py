@@ -83,6 +83,7 @@ _RESOURCE = ResourceRow.__table__
 _VERSION = ResourceVersion.__table__
 _INSERT_RESOURCE = insert(_RESOURCE).returning(_RESOURCE.c.pk)
 _INSERT_RESERVED = insert(_RESOURCE)  # resource rows whose pk was reserved ahead: deferred like the rest
+_MATCH_CHUNK = 50  # a gated conditional match reads its candidates this many at a time
 _RESERVE_PKS = text("SELECT nextval(pg_get_serial_sequence('resource', 'pk')) FROM generate_series(1, :n)")
 _INSERT_VERSION = insert(_VERSION)
 _INDEX_INSERTS = {table: insert(table.__table__) for table in INDEX_TABLES}
@@ -339,6 +340,16 @@ class FhirRepository:
         ``page``, the matches the caller will load next, rides along with a lookup the gate
         makes through this session while it decides (``lookup``): read in that statement, they
         cost ``load`` none of its own."""
+        allowed, self._kept, self._whole, self._ridden = self._decide_rows(rows, batch, page=page)
+        self._kept_at = self.session.info.setdefault(_WRITES, 0)
+        return [pk for pk, _, _, _ in rows if pk in allowed]
+
+    def _decide_rows(self, rows: Sequence[tuple[int, str, str | None, int]], batch: int = 500, *,
+                     page: Sequence[int] = ()) -> tuple[set[int], dict[int, tuple[Row[Any], dict[str, Any]]],
+                                                        dict[int, int], dict[int, Row[Any]]]:
+        """``_releasable``'s decisions, without keeping them for ``load``: the pks released, the
+        rows loaded and released (with the content as released), the versions released whole on
+        their facts, and the rows read beside the gate's lookup."""
         institution = self.context.institution if releases_own_records(self._gate) else None
         allowed: set[int] = set()
         kept: dict[int, tuple[Row[Any], dict[str, Any]]] = {}
@@ -414,9 +425,7 @@ class FhirRepository:
                 allowed.add(row.pk)
                 if len(kept) < batch:
                     kept[row.pk] = (row, decision.resource if decision.outcome is Release.PERMIT_WITH_MASKING else content)
-        self._kept, self._whole, self._ridden = kept, whole, ridden
-        self._kept_at = self.session.info.setdefault(_WRITES, 0)
-        return [pk for pk, _, _, _ in rows if pk in allowed]
+        return allowed, kept, whole, ridden
 
     def _ask(self, ask: Callable[..., list[Release | None]], facts: list[ReleaseFacts], page: Sequence[int],
              ridden: dict[int, Row[Any]]) -> list[Release | None]:
@@ -825,13 +834,44 @@ class FhirRepository:
         return self.session.execute(select(func.count()).select_from(subquery)).scalar_one()
 
     def match_ids(self, query: SearchQuery, limit: int = 2) -> list[str]:
-        """Ids of up to ``limit`` matches, for conditional interactions (ungated: ids only)."""
+        """Ids of up to ``limit`` matches, by pk, for conditional interactions (create with
+        If-None-Exist, conditional update and delete, conditional references in a transaction).
+
+        Only what the gate releases to the caller matches: a record it may not see is, to a
+        conditional interaction, one that does not exist, as it is to a read. Otherwise the
+        status would tell of it: 200 against 201 for If-None-Exist, 412 for two matches where
+        the caller sees one, 403 for a conditional update that found another institution's
+        record (issue 6: a denied record answers as if it did not exist). The matches are
+        read with their release facts a chunk at a time until ``limit`` are released."""
         self.require(query.resource_type, "s")
-        stmt = self._sql.matching(query.resource_type, query.criteria).with_only_columns(ResourceRow.res_id)
-        return list(self.session.execute(stmt.order_by(ResourceRow.pk).limit(limit)).scalars())
+        matching = self._sql.matching(query.resource_type, query.criteria)
+        if not self.gated:
+            stmt = matching.with_only_columns(ResourceRow.res_id)
+            return list(self.session.execute(stmt.order_by(ResourceRow.pk).limit(limit)).scalars())
+        resource = _RESOURCE.c
+        stmt = matching.with_only_columns(resource.pk, resource.res_type, resource.release_facts, resource.version_id,
+                                          resource.res_id).order_by(resource.pk)
+        found: list[str] = []
+        after: int | None = None
+        while len(found) < limit:
+            chunk = self.session.execute(
+                (stmt if after is None else stmt.where(resource.pk > after)).limit(_MATCH_CHUNK)).all()
+            found += self._released_ids(chunk)
+            if len(chunk) < _MATCH_CHUNK:
+                break
+            after = chunk[-1].pk
+        return found[:limit]
+
+    def _released_ids(self, rows: Sequence[Row[Any]]) -> list[str]:
+        """The res_ids, in order, of the matches ``rows`` (pk, type, release facts, version,
+        res_id) the gate releases to the caller."""
+        if not rows:
+            return []
+        allowed = self._decide_rows([(row.pk, row.res_type, row.release_facts, row.version_id) for row in rows])[0]
+        return [row.res_id for row in rows if row.pk in allowed]
 
     def match_ids_many(self, queries: Sequence[SearchQuery], limit: int = 2) -> list[list[str]]:
-        """``match_ids`` of each query, in order. The queries whose criteria are all plain
+        """``match_ids`` of each query, in order (gated as it is). The queries whose criteria are all plain
         ``system|code`` tokens (a transaction's conditional updates on identifier and
         custodian tag) are answered together by one statement, each by a branch that is the
         statement ``match_ids`` runs for it, built once per sequence of shapes with the
@@ -853,8 +893,18 @@ class FhirRepository:
             for i, (system, code) in enumerate(token_values(query.criteria)):
                 params[f"s{q}_{i}"], params[f"c{q}_{i}"] = system, code
         if together:
-            for q, _, res_id in self.session.execute(token_matches_statement(tuple(shapes), limit), params):
-                results[together[q]].append(res_id)
+            rows: list[list[Row[Any]]] = [[] for _ in together]
+            for row in self.session.execute(token_matches_statement(tuple(shapes), limit), params):
+                rows[row.q].append(row)
+            for q, found in enumerate(rows):
+                position = together[q]
+                if not self.gated:
+                    results[position] = [row.res_id for row in found]
+                    continue
+                released = self._released_ids(found)
+                # a branch stops at ``limit``: if the gate withheld any of those, more may follow
+                results[position] = (self.match_ids(queries[position], limit)
+                                     if len(released) < len(found) == limit else released)
         return results
 
     def includes(

@@ -352,7 +352,8 @@ def token_matches_statement(shapes: tuple[TokenShape, ...], limit: int) -> Selec
     Each branch is the statement ``SearchSQL.matching`` builds for such a query: the first
     criterion drives (``pk IN`` its index rows, found by type, param, code and system), the
     others are checked per candidate (``EXISTS``), live resources only, the first ``limit``
-    by pk. Rows: (query, pk, res_id), ordered by query and pk."""
+    by pk. Rows: (query, pk, res_id, res_type, release_facts, version_id), ordered by query and
+    pk (what the gate needs to decide a match from its facts: ``FhirRepository.match_ids``)."""
     r = ResourceRow.__table__
     token = TokenIndex.__table__
     branches = []
@@ -365,7 +366,8 @@ def token_matches_statement(shapes: tuple[TokenShape, ...], limit: int) -> Selec
                     token.c.res_type == resource_type, token.c.param == code, value)))
             else:
                 conditions.append(exists().where(token.c.resource_pk == r.c.pk, token.c.param == code, value))
-        branches.append(select(literal(q).label("q"), r.c.pk, r.c.res_id).where(*conditions)
+        branches.append(select(literal(q).label("q"), r.c.pk, r.c.res_id, r.c.res_type, r.c.release_facts,
+                               r.c.version_id).where(*conditions)
                         .order_by(r.c.pk).limit(limit))
     if len(branches) == 1:
         return branches[0]

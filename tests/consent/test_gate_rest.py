@@ -268,3 +268,97 @@ def test_a_deletion_is_told_only_to_who_may_see_the_record(app, anonymous_client
         entries = [(e["request"]["method"], e["request"]["url"]) for e in history.get("entry", [])]
         assert (("DELETE", "Observation/o1") in entries) == (code == 410), (who, entries)
         assert history["total"] == len(entries)
+
+
+def _qmh_holds(client: TestClient, records, *resources: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    for resource in resources:
+        response = client.put(f"/fhir/{resource['resourceType']}/{resource['id']}", json=resource, headers=records["qmh"])
+        assert response.status_code == 201, response.text
+
+
+def _lab(rid: str, identifier: str) -> dict[str, Any]:
+    return {"resourceType": "Observation", "id": rid, "status": "final", "code": {"text": "HbA1c"},
+            "identifier": [{"system": "urn:lab", "value": identifier}], "subject": {"reference": "Patient/p1"}}
+
+
+def test_a_conditional_interaction_matches_only_what_the_caller_may_see(anonymous_client: TestClient, records) -> None:  # type: ignore[no-untyped-def]
+    """To If-None-Exist, conditional update and delete, and a transaction's conditional
+    references, a record the caller may not see does not exist: no status tells of it."""
+    client, szh, qmh = anonymous_client, records["szh"], records["qmh"]
+    hkid = f"{HKID}|A123456(3)"
+    patient = {"resourceType": "Patient", "identifier": [{"system": HKID, "value": "A123456(3)"}], "birthDate": "1950-03-04"}
+
+    # If-None-Exist: Queen Mary's p1 is not Shenzhen's to find, so Shenzhen's record is created
+    created = client.post("/fhir/Patient", json=patient, headers={**szh, "If-None-Exist": f"identifier={hkid}"})
+    assert created.status_code == 201, created.text
+    assert created.json()["id"] != "p1" and created.json()["meta"]["tag"][0]["code"] == "hku-szh"
+    # the same again finds Shenzhen's own record, only that (not a 412 for two)
+    again = client.post("/fhir/Patient", json=patient, headers={**szh, "If-None-Exist": f"identifier={hkid}"})
+    assert again.status_code == 200 and again.json()["id"] == created.json()["id"]
+    # Queen Mary still finds both only if it may see both: its own, not Shenzhen's
+    own = client.post("/fhir/Patient", json=patient, headers={**qmh, "If-None-Exist": f"identifier={hkid}"})
+    assert own.status_code == 200 and own.json()["id"] == "p1"
+
+    # a conditional update that would have found Queen Mary's result (403 before) writes Shenzhen's own
+    updated = client.put("/fhir/Observation", params={"code": "4548-4", "subject": "Patient/p1"}, headers=szh,
+                         json={"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"},
+                               "subject": {"reference": "Patient/p1"}})
+    assert updated.status_code == 201, updated.text
+    assert updated.json()["id"] != "o1"
+    # a conditional delete finds nothing of Queen Mary's to delete, nor two matches to refuse
+    deleted = client.delete("/fhir/Observation", params={"subject": "Patient/p2"}, headers=szh)
+    assert deleted.status_code == 204, deleted.text
+    assert client.get("/fhir/Observation/o2", headers=qmh).status_code == 200
+    assert client.delete("/fhir/Observation", params={"status": "final"}, headers=records["kw"]).status_code == 204
+    assert client.get("/fhir/Observation/o1", headers=qmh).status_code == 200
+
+    # a transaction's conditional reference does not resolve to what the caller may not see
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [{
+        "resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                     "subject": {"reference": "Patient?birthdate=1960-01-01"}},
+        "request": {"method": "POST", "url": "Observation"}}]}
+    refused = client.post("/fhir", json=bundle, headers=szh)
+    assert refused.status_code == 412, refused.text
+    assert "matches no resource" in refused.json()["issue"][0]["diagnostics"]
+    resolved = client.post("/fhir", json=bundle, headers=qmh)
+    assert resolved.status_code == 200, resolved.text
+
+    # under consent, Shenzhen may see the result, so it is found (and is Queen Mary's to change)
+    _consent(client, qmh, _grant(["results"]))
+    found = client.post("/fhir/Observation", headers={**szh, "If-None-Exist": "code=4548-4&subject=Patient/p1&_id=o1"},
+                        json={"resourceType": "Observation", "status": "final", "code": {"text": "x"}})
+    assert found.status_code == 200 and found.json()["id"] == "o1"
+    assert client.delete("/fhir/Observation", params={"_id": "o1"}, headers=szh).status_code == 403
+
+
+def test_a_transactions_conditional_updates_match_only_what_the_caller_may_see(anonymous_client: TestClient, records,
+                                                                               monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The conditional updates a transaction looks up together (HL7 ingest's shape) are gated as
+    one on its own: where the caller may see none of the first matches, it looks further (here
+    one candidate at a time, so that it must read on past each withheld one)."""
+    from fhir_exchange.store import repository
+
+    monkeypatch.setattr(repository, "_MATCH_CHUNK", 1)
+    client, szh = anonymous_client, records["szh"]
+    _qmh_holds(client, records, _lab("q1", "L-1"), _lab("q2", "L-1"), _lab("q3", "L-2"))
+    mine = client.put("/fhir/Observation/s1", json=_lab("s1", "L-1"), headers=szh)
+    assert mine.status_code == 201, mine.text
+
+    def transaction(*values: str) -> list[str]:
+        entries = [{"resource": {**_lab("ignored", value), "status": "amended"},
+                    "request": {"method": "PUT", "url": f"Observation?identifier=urn:lab|{value}"}} for value in values]
+        for entry in entries:
+            del entry["resource"]["id"]
+        response = client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": entries},
+                               headers=szh)
+        assert response.status_code == 200, response.text
+        return [e["resource"]["id"] + " " + e["response"]["status"][:3] for e in response.json()["entry"]]
+
+    # L-1: Queen Mary's q1 and q2 fill the first look (two), both withheld; Shenzhen's s1 is found after them.
+    # L-2: only Queen Mary's q3 matches: withheld, so Shenzhen's result is created, not refused.
+    outcome = transaction("L-1", "L-2")
+    assert outcome[0] == "s1 200"
+    assert outcome[1].split()[0] not in ("q3", "s1") and outcome[1].endswith("201")
+    for rid in ("q1", "q2", "q3"):
+        stored = client.get(f"/fhir/Observation/{rid}", headers=records["qmh"]).json()
+        assert stored["status"] == "final" and stored["meta"]["versionId"] == "1"
