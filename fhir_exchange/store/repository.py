@@ -1107,7 +1107,7 @@ class FhirRepository:
         if ride:
             parameters["ride"] = ride
         found, ridden = [], {}
-        for row in self.session.execute(stmt, parameters):
+        for row in self.session.execute(stmt, parameters).all():  # fetched at once, not row by row
             if ride and row.ride:
                 ridden[row.pk] = row
             else:
