@@ -60,7 +60,8 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     console.print(f"BayLink serving on http://{host}:{port}  (FHIR base http://{host}:{port}/fhir)")
-    uvicorn.run("baylink.app:create_app", factory=True, host=host, port=port, log_level="info")
+    # the app, and then the process's garbage collector set for serving it (baylink/process.py)
+    uvicorn.run("baylink.process:served_app", factory=True, host=host, port=port, log_level="info")
 
 
 @app.command()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     referral_sla: str = ""
     # The purposes of use a client may declare (v3 ActReason; issue 3 names these four).
     purposes_of_use: str = "TREAT ETREAT HPAYMT HOPERAT"
+    # The server process's cyclic garbage collector (baylink/process.py): the first generation's
+    # threshold, with what start-up made frozen; 0 keeps CPython's default policy (700).
+    gc_threshold: Annotated[int, Field(ge=0)] = 7000
 
     @model_validator(mode="after")
     def _refuse_development_defaults_in_production(self) -> Settings:

@@ -48,12 +48,13 @@ def bearer(signing_key: bytes, institution: str) -> dict[str, str]:
 
 @contextmanager
 def server(database_url: str, *, gate: str = "consent", institution: str = "baylink-bench",
-           signing_key: bytes | None = None, app: str = "baylink.app:create_app",
+           signing_key: bytes | None = None, app: str = "baylink.process:served_app",
            prefix: str = "") -> Iterator[tuple[str, dict[str, str]]]:
     """A real server (uvicorn, its own process) on a free port: its FHIR base URL, and the
     headers of a client holding a token with every scope. The server signs tokens with a key
     made for this run, so the benchmark issues its token itself (as the tests do) instead of
-    going through a registered client and /auth/token. ``app`` (a factory) and ``prefix``
+    going through a registered client and /auth/token. It serves what ``baylink serve`` does
+    (``served_app``: the app, and the process's collector set). ``app`` (a factory) and ``prefix``
     (where in it a BayLink is mounted) serve another composition (bench/gates_app.py)."""
     from fhir_exchange.auth.tokens import generate_key_pem
 

@@ -12,12 +12,17 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from baylink.app import create_app as create_baylink
+from baylink.process import tune_collector
+from baylink.settings import get_settings
 from fhir_exchange.ports import AllowAllGate
 
 PREFIXES = ("/allow-all", "/allow-all-again", "/consent")
 
 
 def create_app() -> Starlette:
-    return Starlette(routes=[Mount("/allow-all", create_baylink(gate=AllowAllGate())),
-                             Mount("/allow-all-again", create_baylink(gate=AllowAllGate())),
-                             Mount("/consent", create_baylink())])
+    app = Starlette(routes=[Mount("/allow-all", create_baylink(gate=AllowAllGate())),
+                            Mount("/allow-all-again", create_baylink(gate=AllowAllGate())),
+                            Mount("/consent", create_baylink())])
+    # the process as ``baylink serve`` sets it (baylink/process.py), once all three are built
+    tune_collector(get_settings().gc_threshold)
+    return app
