@@ -149,8 +149,12 @@ class FactsReader:
         this FACTS_VERSION's form (read it whole: ``reader(resource_type, text)``)."""
         if not text:
             return None
-        head, comma, _ = text.rpartition(",")
-        if not comma or not head.startswith(_KEPT_PREFIX):
+        return self.undated(resource_type, text.rpartition(",")[0])
+
+    def undated(self, resource_type: str, head: str) -> ReleaseFacts | None:
+        """``shared`` of any text whose part before its last comma (the date) is ``head``: a
+        search groups its matches by that part (``head_of``) and reads each group once."""
+        if not head.startswith(_KEPT_PREFIX):
             return None
         return self._head(resource_type, head)
 

@@ -362,34 +362,46 @@ class FhirRepository:
             undecided: list[int] = []
             by_facts: dict[int, ReleaseFacts] = {}
             versions: dict[int, int] = {}
-            # matches whose facts differ only by the date, together: decided once where the date
-            # cannot change the outcome (``decide_undated``), else each on its own date
-            groups: dict[str, list[tuple[int, str, str | None, int]]] = {}
-            heads: list[ReleaseFacts] = []
+            # matches whose facts differ only by the date (the kept text before its last comma),
+            # together: each group's facts are read and its custodian checked once, and a group
+            # the gate decides is decided once where the date cannot change the outcome
+            # (``decide_undated``), else each on its own date
+            by_text: dict[tuple[str, str], list[tuple[int, str, str | None, int]]] = {}
             for row in chunk:
-                pk, resource_type, kept_facts, version = row
-                shared = reader.shared(resource_type, kept_facts)
-                if shared is None:  # no facts, or not in this FACTS_VERSION's form: read whole
-                    facts = reader(resource_type, kept_facts)
-                    if facts is None:
-                        undecided.append(pk)
-                    elif institution is not None and facts.custodian == institution:
+                kept_facts = row[2]
+                if not kept_facts:  # no facts: read whole
+                    undecided.append(row[0])
+                    continue
+                key = (row[1], kept_facts.rpartition(",")[0])
+                group = by_text.get(key)
+                if group is None:
+                    by_text[key] = [row]
+                else:
+                    group.append(row)
+            groups: list[list[tuple[int, str, str | None, int]]] = []
+            heads: list[ReleaseFacts] = []
+            for (resource_type, head), group in by_text.items():
+                shared = reader.undated(resource_type, head)
+                if shared is None:  # not in this FACTS_VERSION's form: each as its text says
+                    for pk, _, kept_facts, version in group:
+                        facts = reader(resource_type, kept_facts)
+                        if facts is None:
+                            undecided.append(pk)
+                        elif institution is not None and facts.custodian == institution:
+                            allowed.add(pk)
+                            whole[pk] = version
+                        else:
+                            by_facts[pk] = facts
+                            versions[pk] = version
+                elif institution is not None and shared.custodian == institution:
+                    for pk, _, _, version in group:
                         allowed.add(pk)
                         whole[pk] = version
-                    else:
-                        by_facts[pk] = facts
-                        versions[pk] = version
-                elif institution is not None and shared.custodian == institution:
-                    allowed.add(pk)
-                    whole[pk] = version
                 else:
-                    group = groups.get(shared.head)  # type: ignore[arg-type]  # a reader's facts have a head
-                    if group is None:
-                        group = groups[shared.head] = []  # type: ignore[index]
-                        heads.append(shared)
-                    group.append(row)
+                    groups.append(group)
+                    heads.append(shared)
             if heads:
-                for group, outcome in zip(groups.values(), self._ask(decide_undated, heads, page, ridden), strict=True):
+                for group, outcome in zip(groups, self._ask(decide_undated, heads, page, ridden), strict=True):
                     if outcome is None:
                         for pk, resource_type, kept_facts, version in group:
                             facts = reader(resource_type, kept_facts)
