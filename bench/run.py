@@ -6,9 +6,9 @@ For each backend (SQLite; PostgreSQL when reachable):
 - latency p50/p95 of read and of ``Observation?subject=…&code=…`` over HTTP;
 - the consent gate's cost: ``Observation?patient=…`` (about 100 matches, a page of 20) against
   BayLink with the consent gate (asked by the custodian, and by another institution under each
-  patient's Consent) and BayLink with the allow-all gate, in one server process
-  (``bench/gates_app.py``), interleaved request by request, with a second allow-all BayLink as
-  the control; and in-process, the decision engine's decisions/s and the gate's requests/s
+  patient's Consent) and BayLink with the allow-all gate, in one server process holding one
+  BayLink per case (``bench/gates_app.py``), interleaved request by request, with a second
+  allow-all BayLink as the control; and in-process, the decision engine's decisions/s and the gate's requests/s
   (``bench/gate_bench.py``).
 Beside them, measured in the same run, the in-process floor: fhir.resources parse + serialise
 of the same resources (what no server can go below per resource). ``--only gate`` runs the FHIR
@@ -226,7 +226,7 @@ WARM_UP = 30
 
 def gate_overhead(url: str, requests: int) -> dict[str, list[float]]:
     """Observation?patient=… timed four ways in the same run, on the same store, by one server
-    process holding BayLink three times (bench/gates_app.py): with the allow-all gate, with
+    process holding BayLink four times, once per case (bench/gates_app.py): with the allow-all gate, with
     the allow-all gate again (the control: what the method reads where there is no
     difference), and with the consent gate asked by the custodian institution and by a second
     institution under each patient's Consent. Every round asks all four for the same patient,
@@ -238,7 +238,7 @@ def gate_overhead(url: str, requests: int) -> dict[str, list[float]]:
         root = allow_all.removesuffix("/allow-all/fhir")
         targets = {"allow-all": (f"{root}/allow-all/fhir", bearer(signing_key, "baylink-bench")),
                    "allow-all-again": (f"{root}/allow-all-again/fhir", bearer(signing_key, "baylink-bench")),
-                   "custodian": (f"{root}/consent/fhir", bearer(signing_key, "baylink-bench")),
+                   "custodian": (f"{root}/consent-custodian/fhir", bearer(signing_key, "baylink-bench")),
                    "consented": (f"{root}/consent/fhir", bearer(signing_key, "bench-other"))}
         timings: dict[str, list[float]] = {case: [] for case in GATE_CASES}
         rng = random.Random(7)
