@@ -9,7 +9,7 @@ method reads as a difference where there is none.
 
 One instance per case (each its own connection pool, so its own PostgreSQL backend), as the two
 allow-all cases have always had: when the custodian's and the consented requests shared one
-instance, the custodian's read 2–3 points above what it reads alone, a cost of the two
+instance, the custodian's read about 3 points above what it reads alone, a cost of the two
 workloads alternating on one backend that neither allow-all case paid (docs/performance.md)."""
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ class FactsReader:
 
     def undated(self, resource_type: str, head: str) -> ReleaseFacts | None:
         """``shared`` of any text whose part before its last comma (the date) is ``head``: a
-        search groups its matches by that part (``head_of``) and reads each group once."""
+        search groups its matches by that part and reads each group's facts once."""
         if not head.startswith(_KEPT_PREFIX):
             return None
         return self._head(resource_type, head)

@@ -319,3 +319,17 @@ def test_a_reader_s_shared_facts() -> None:
     assert reader("Observation", other_day).head == shared.head  # type: ignore[union-attr]
     assert reader.shared("Observation", f'[{FACTS_VERSION + 1},["p1"],"clinic-a",[],[],null]') is None
     assert reader.shared("Observation", None) is None
+
+
+def test_a_reader_s_facts_by_the_text_before_the_date() -> None:
+    """A search groups its matches by the kept text before its last comma (the date) and reads
+    each group's facts once (``FactsReader.undated``): the same facts, and object, as ``shared``."""
+    reader = FactsReader()
+    text = '[1,["p1"],"clinic-a",[],[["urn:x","1"]],"2025-01-02"]'
+    head = text.rpartition(",")[0]
+    undated = reader.undated("Observation", head)
+    assert undated is not None and undated is reader.shared("Observation", text)
+    assert undated.custodian == "clinic-a" and undated.patients == ("p1",) and undated.clinical_date is None
+    # another FACTS_VERSION's text, or one with no comma at all, is not read this way
+    assert reader.undated("Observation", f'[{FACTS_VERSION + 1},["p1"],"clinic-a",[],[]') is None
+    assert reader.undated("Observation", "") is None
